@@ -1,0 +1,124 @@
+"""The Store protocol: where procedures, their versions, their history and their sources live.
+
+A store keeps every version of every procedure (a *lineage* shares one id), the trajectories
+they came from, and an append-only event log. Only the newest version of a lineage (its *head*)
+is ever retrieved, and only while its status is ``active``. Nothing is deleted: revising writes a
+new version, deprecating flips a status, and both are logged as events.
+
+Every backend passes ``tests/store/contract.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from memp._errors import NamespaceError
+from memp.types import Event, Procedure, ProcedureStats, ProcedureStatus, Trajectory
+
+Ref = tuple[str, int]  # (procedure id, version)
+
+_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,199}$")
+
+EXPORT_FORMAT = "memp-export"
+EXPORT_VERSION = 1
+
+
+def check_namespace(namespace: str) -> str:
+    if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
+        raise NamespaceError(
+            f"invalid namespace {namespace!r}: use 1-200 characters from letters, digits and "
+            "_ . : / @ -, starting with a letter or digit"
+        )
+    return namespace
+
+
+@dataclass(frozen=True)
+class VectorTable:
+    """The vectors of one field over the active heads of a namespace, row-aligned with refs."""
+
+    refs: list[Ref]
+    matrix: np.ndarray  # (len(refs), dim), float32, rows L2-normalised
+
+    def top(self, query: np.ndarray, k: int) -> list[tuple[Ref, float]]:
+        if not self.refs or k <= 0:
+            return []
+        scores = self.matrix @ np.asarray(query, dtype=np.float32)
+        k = min(k, len(scores))
+        idx = np.argpartition(-scores, k - 1)[:k]
+        # Ties break on the ref, so equal scores order the same on every backend.
+        idx = sorted(idx, key=lambda i: (-float(scores[i]), self.refs[i]))
+        return [(self.refs[i], float(scores[i])) for i in idx]
+
+
+class Store(Protocol):
+    """What the rest of memp needs from a backend."""
+
+    # -- procedures
+    def put(self, procedure: Procedure, *, event: str = "created", trajectory_id: str | None = None,
+            detail: dict[str, Any] | None = None) -> Procedure:
+        """Insert version 1 of a new lineage, or the next version of an existing one."""
+        ...
+
+    def get(self, namespace: str, procedure_id: str, version: int | None = None) -> Procedure: ...
+
+    def get_many(self, namespace: str, refs: list[Ref]) -> list[Procedure]: ...
+
+    def history(self, namespace: str, procedure_id: str) -> list[Procedure]: ...
+
+    def list(self, namespace: str, *, status: ProcedureStatus | None = None, task_type: str | None = None,
+             limit: int = 50, offset: int = 0) -> list[Procedure]:
+        """Heads, newest first."""
+        ...
+
+    def count(self, namespace: str, *, status: ProcedureStatus | None = None) -> int: ...
+
+    def refs(self, namespace: str) -> list[Ref]:
+        """Refs of the active heads, in a stable order."""
+        ...
+
+    def vectors(self, namespace: str, field: str = "key") -> VectorTable:
+        """Vectors of the active heads: 'key' (task description) or 'kw:<name>' (a keyword)."""
+        ...
+
+    def generation(self) -> int:
+        """A number that changes whenever anything in the store changes (for caches)."""
+        ...
+
+    # -- feedback
+    def record_use(self, namespace: str, procedure_id: str, version: int, *, success: bool,
+                   trajectory_id: str | None = None) -> ProcedureStats:
+        """Atomically count one use of that version; returns the new statistics."""
+        ...
+
+    def set_status(self, namespace: str, procedure_id: str, status: ProcedureStatus, *, reason: str,
+                   detail: dict[str, Any] | None = None) -> Procedure:
+        """Deprecate or restore the head of a lineage."""
+        ...
+
+    def merge_provenance(self, namespace: str, procedure_id: str, trajectory: Trajectory,
+                         *, similarity: float) -> Procedure:
+        """Record that a trajectory produced a duplicate of this head."""
+        ...
+
+    # -- trajectories and events
+    def add_trajectory(self, namespace: str, trajectory: Trajectory) -> None: ...
+
+    def get_trajectory(self, namespace: str, trajectory_id: str) -> Trajectory: ...
+
+    def events(self, namespace: str, procedure_id: str | None = None) -> list[Event]: ...
+
+    def namespaces(self) -> list[str]: ...
+
+    # -- moving memory around
+    def export_records(self, namespace: str | None = None) -> Iterator[dict[str, Any]]: ...
+
+    def import_records(self, records: Iterable[dict[str, Any]], *, namespace: str | None = None) -> dict[str, int]:
+        """Validate every record first; write all or nothing."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,501 @@
+"""SQLiteStore: the embedded default. One file, WAL, transactions, versioned schema.
+
+Vectors live beside the procedures as float32 blobs and are searched exactly with numpy. The
+matrices are cached per (namespace, field) and rebuilt only when the store's generation counter
+moves, which every write bumps inside its own transaction, so other processes' writes are seen.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from memp._errors import (
+    InvalidInputError,
+    ProcedureNotFoundError,
+    StoreCorruptError,
+    StoreError,
+    StoreVersionError,
+)
+from memp.store.base import EXPORT_FORMAT, EXPORT_VERSION, Ref, VectorTable, check_namespace
+from memp.types import Event, Procedure, ProcedureStats, ProcedureStatus, Trajectory, utcnow
+
+# Each entry upgrades the schema by one version; never edit a released entry, append a new one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE procedures (
+        namespace TEXT NOT NULL,
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        is_head INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        task_type TEXT,
+        uses INTEGER NOT NULL DEFAULT 0,
+        successes INTEGER NOT NULL DEFAULT 0,
+        body TEXT NOT NULL,
+        embedding BLOB,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (namespace, id, version)
+    );
+    CREATE INDEX procedures_heads ON procedures (namespace, is_head, status, updated_at);
+    CREATE TABLE keyword_vectors (
+        namespace TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+        field TEXT NOT NULL, vector BLOB NOT NULL,
+        PRIMARY KEY (namespace, id, version, field)
+    );
+    CREATE TABLE trajectories (
+        namespace TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (namespace, id)
+    );
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        namespace TEXT NOT NULL, procedure_id TEXT NOT NULL, version INTEGER NOT NULL,
+        kind TEXT NOT NULL, trajectory_id TEXT, detail TEXT NOT NULL, at TEXT NOT NULL
+    );
+    CREATE INDEX events_procedure ON events (namespace, procedure_id, seq);
+    INSERT INTO meta VALUES ('generation', '0');
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Fields of a Procedure kept in their own columns rather than in the JSON body.
+_COLUMNS = {"embedding", "keyword_embeddings", "stats", "status", "version", "id", "namespace"}
+
+
+def _blob(vector: list[float] | np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def _unblob(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float32)
+
+
+class SQLiteStore:
+    """A Store in one SQLite file (or ':memory:')."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            p = Path(self.path)
+            if p.is_dir():
+                raise StoreError(f"{self.path} is a directory; give a file path such as {p / 'memp.db'}")
+            if not p.parent.exists():
+                raise StoreError(f"folder {p.parent} does not exist; create it first")
+        self._lock = threading.RLock()
+        self._cache: dict[tuple[str, str], tuple[int, VectorTable]] = {}
+        try:
+            self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute("PRAGMA foreign_keys=ON")
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as err:
+            raise StoreCorruptError(
+                f"{self.path} is not a readable memp database ({err}); "
+                "restore it from a backup or an export, or choose another path"
+            ) from None
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "meta" not in tables:
+            raise StoreCorruptError(f"{self.path} is an SQLite file but not a memp database")
+        current = 0
+        if "meta" in tables:
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            current = int(row[0]) if row else 0
+        if current > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"{self.path} has schema version {current}, newer than this memp ({SCHEMA_VERSION}); "
+                "upgrade memp"
+            )
+        for version in range(current, SCHEMA_VERSION):
+            with self._write():
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(version + 1),)
+                )
+
+    @contextmanager
+    def _write(self):
+        """One IMMEDIATE transaction that bumps the generation; retried while the file is busy."""
+        with self._lock:
+            delay = 0.01
+            for attempt in range(60):
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as err:
+                    if "locked" not in str(err) and "busy" not in str(err):
+                        raise
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+            else:
+                raise StoreError(f"{self.path} stayed locked by another writer; try again later")
+            try:
+                yield self._db
+                if self._has_meta():
+                    self._db.execute(
+                        "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'"
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _has_meta(self) -> bool:
+        return self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone() is not None
+
+    def _read(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def generation(self) -> int:
+        return int(self._read("SELECT value FROM meta WHERE key='generation'")[0][0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def check(self) -> list[str]:
+        """SQLite's integrity check: an empty list means the file is sound."""
+        rows = self._read("PRAGMA integrity_check")
+        return [] if rows == [("ok",)] else [r[0] for r in rows]
+
+    # -- rows <-> models ---------------------------------------------------------------------
+
+    def _row_to_procedure(self, row: tuple, with_vectors: bool = True) -> Procedure:
+        namespace, pid, version, _head, status, _tt, uses, successes, body, embedding, _upd = row
+        data = json.loads(body)
+        data.update(namespace=namespace, id=pid, version=version, status=status,
+                    stats={"uses": uses, "successes": successes})
+        if with_vectors:
+            if embedding is not None:
+                data["embedding"] = _unblob(embedding).tolist()
+            kws = self._read(
+                "SELECT field, vector FROM keyword_vectors WHERE namespace=? AND id=? AND version=?",
+                (namespace, pid, version),
+            )
+            data["keyword_embeddings"] = {f: _unblob(v).tolist() for f, v in kws}
+        return Procedure.model_validate(data)
+
+    def _insert_procedure(self, db: sqlite3.Connection, p: Procedure, is_head: bool) -> None:
+        body = p.model_dump_json(exclude=_COLUMNS)
+        db.execute(
+            "INSERT INTO procedures VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (p.namespace, p.id, p.version, int(is_head), p.status, p.task_type, p.stats.uses,
+             p.stats.successes, body, None if p.embedding is None else _blob(p.embedding),
+             p.updated_at.isoformat()),
+        )
+        db.executemany(
+            "INSERT INTO keyword_vectors VALUES (?,?,?,?,?)",
+            [(p.namespace, p.id, p.version, f, _blob(v)) for f, v in p.keyword_embeddings.items()],
+        )
+
+    def _event(self, db: sqlite3.Connection, e: Event) -> None:
+        db.execute(
+            "INSERT INTO events (namespace, procedure_id, version, kind, trajectory_id, detail, at)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (e.namespace, e.procedure_id, e.version, e.kind, e.trajectory_id,
+             json.dumps(e.detail, sort_keys=True), e.at.isoformat()),
+        )
+
+    def _head_row(self, namespace: str, procedure_id: str) -> tuple:
+        rows = self._read(
+            "SELECT * FROM procedures WHERE namespace=? AND id=? AND is_head=1", (namespace, procedure_id)
+        )
+        if not rows:
+            raise ProcedureNotFoundError(
+                f"no procedure {procedure_id!r} in namespace {namespace!r}; "
+                "list them with `memp memory list`"
+            )
+        return rows[0]
+
+    # -- procedures --------------------------------------------------------------------------
+
+    def put(self, procedure: Procedure, *, event: str = "created", trajectory_id: str | None = None,
+            detail: dict[str, Any] | None = None) -> Procedure:
+        check_namespace(procedure.namespace)
+        ns, pid = procedure.namespace, procedure.id
+        with self._write() as db:
+            head = db.execute(
+                "SELECT version FROM procedures WHERE namespace=? AND id=? AND is_head=1", (ns, pid)
+            ).fetchone()
+            expected = 1 if head is None else head[0] + 1
+            if procedure.version != expected:
+                raise InvalidInputError(
+                    f"procedure {pid} in {ns!r} is at version {expected - 1}; the next version "
+                    f"must be {expected}, got {procedure.version}"
+                )
+            if head is not None:
+                db.execute("UPDATE procedures SET is_head=0 WHERE namespace=? AND id=?", (ns, pid))
+            self._insert_procedure(db, procedure, is_head=True)
+            self._event(db, Event(namespace=ns, procedure_id=pid, version=procedure.version,
+                                  kind=event, trajectory_id=trajectory_id, detail=detail or {}))
+        return procedure
+
+    def get(self, namespace: str, procedure_id: str, version: int | None = None) -> Procedure:
+        if version is None:
+            return self._row_to_procedure(self._head_row(namespace, procedure_id))
+        rows = self._read("SELECT * FROM procedures WHERE namespace=? AND id=? AND version=?",
+                          (namespace, procedure_id, version))
+        if not rows:
+            raise ProcedureNotFoundError(
+                f"procedure {procedure_id!r} has no version {version} in namespace {namespace!r}; "
+                "see its versions with `memp memory history`"
+            )
+        return self._row_to_procedure(rows[0])
+
+    def get_many(self, namespace: str, refs: list[Ref]) -> list[Procedure]:
+        return [self.get(namespace, pid, version) for pid, version in refs]
+
+    def history(self, namespace: str, procedure_id: str) -> list[Procedure]:
+        rows = self._read("SELECT * FROM procedures WHERE namespace=? AND id=? ORDER BY version",
+                          (namespace, procedure_id))
+        if not rows:
+            self._head_row(namespace, procedure_id)  # raises the helpful error
+        return [self._row_to_procedure(r, with_vectors=False) for r in rows]
+
+    def _filters(self, namespace: str, status: str | None, task_type: str | None) -> tuple[str, list]:
+        where, params = "namespace=? AND is_head=1", [namespace]
+        if status is not None:
+            where += " AND status=?"
+            params.append(status)
+        if task_type is not None:
+            where += " AND task_type=?"
+            params.append(task_type)
+        return where, params
+
+    def list(self, namespace: str, *, status: ProcedureStatus | None = None, task_type: str | None = None,
+             limit: int = 50, offset: int = 0) -> list[Procedure]:
+        where, params = self._filters(namespace, status, task_type)
+        rows = self._read(
+            f"SELECT * FROM procedures WHERE {where} ORDER BY updated_at DESC, id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [self._row_to_procedure(r, with_vectors=False) for r in rows]
+
+    def count(self, namespace: str, *, status: ProcedureStatus | None = None) -> int:
+        where, params = self._filters(namespace, status, None)
+        return self._read(f"SELECT COUNT(*) FROM procedures WHERE {where}", params)[0][0]
+
+    def refs(self, namespace: str) -> list[Ref]:
+        rows = self._read(
+            "SELECT id, version FROM procedures WHERE namespace=? AND is_head=1 AND status='active' ORDER BY id",
+            (namespace,),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def vectors(self, namespace: str, field: str = "key") -> VectorTable:
+        gen = self.generation()
+        cached = self._cache.get((namespace, field))
+        if cached and cached[0] == gen:
+            return cached[1]
+        if field == "key":
+            rows = self._read(
+                "SELECT id, version, embedding FROM procedures WHERE namespace=? AND is_head=1 "
+                "AND status='active' AND embedding IS NOT NULL ORDER BY id", (namespace,))
+        elif field.startswith("kw:"):
+            rows = self._read(
+                "SELECT k.id, k.version, k.vector FROM keyword_vectors k JOIN procedures p "
+                "ON p.namespace=k.namespace AND p.id=k.id AND p.version=k.version "
+                "WHERE k.namespace=? AND k.field=? AND p.is_head=1 AND p.status='active' ORDER BY k.id",
+                (namespace, field[3:]))
+        else:
+            raise InvalidInputError(f"unknown vector field {field!r}; use 'key' or 'kw:<keyword>'")
+        refs = [(r[0], r[1]) for r in rows]
+        matrix = (np.stack([_unblob(r[2]) for r in rows]) if rows else np.zeros((0, 0), np.float32))
+        table = VectorTable(refs, matrix)
+        self._cache[(namespace, field)] = (gen, table)
+        return table
+
+    def keyword_fields(self, namespace: str) -> list[str]:
+        rows = self._read("SELECT DISTINCT field FROM keyword_vectors WHERE namespace=? ORDER BY field",
+                          (namespace,))
+        return [r[0] for r in rows]
+
+    # -- feedback ----------------------------------------------------------------------------
+
+    def record_use(self, namespace: str, procedure_id: str, version: int, *, success: bool,
+                   trajectory_id: str | None = None) -> ProcedureStats:
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE procedures SET uses = uses + 1, successes = successes + ? "
+                "WHERE namespace=? AND id=? AND version=?",
+                (int(success), namespace, procedure_id, version),
+            )
+            if cur.rowcount == 0:
+                raise ProcedureNotFoundError(
+                    f"procedure {procedure_id!r} v{version} not found in namespace {namespace!r}"
+                )
+            uses, successes = db.execute(
+                "SELECT uses, successes FROM procedures WHERE namespace=? AND id=? AND version=?",
+                (namespace, procedure_id, version)).fetchone()
+            self._event(db, Event(namespace=namespace, procedure_id=procedure_id, version=version,
+                                  kind="used", trajectory_id=trajectory_id,
+                                  detail={"success": bool(success)}))
+        return ProcedureStats(uses=uses, successes=successes)
+
+    def set_status(self, namespace: str, procedure_id: str, status: ProcedureStatus, *, reason: str,
+                   detail: dict[str, Any] | None = None) -> Procedure:
+        if status not in ("active", "deprecated"):
+            raise InvalidInputError(f"unknown status {status!r}; use 'active' or 'deprecated'")
+        row = self._head_row(namespace, procedure_id)
+        version, old_status, uses, successes = row[2], row[4], row[6], row[7]
+        if old_status == status:
+            raise InvalidInputError(f"procedure {procedure_id} is already {status}")
+        evidence = {"reason": reason, "uses": uses, "successes": successes, **(detail or {})}
+        with self._write() as db:
+            body = json.loads(row[8])
+            body["status_reason"] = reason
+            body["updated_at"] = utcnow().isoformat()
+            # Restoring starts a fresh evidence window; the old counts stay in the event log.
+            reset = ", uses=0, successes=0" if status == "active" else ""
+            db.execute(
+                f"UPDATE procedures SET status=?, body=?, updated_at=?{reset} "
+                "WHERE namespace=? AND id=? AND version=?",
+                (status, json.dumps(body), body["updated_at"], namespace, procedure_id, version),
+            )
+            self._event(db, Event(namespace=namespace, procedure_id=procedure_id, version=version,
+                                  kind="deprecated" if status == "deprecated" else "restored",
+                                  detail=evidence))
+        return self.get(namespace, procedure_id)
+
+    def merge_provenance(self, namespace: str, procedure_id: str, trajectory: Trajectory,
+                         *, similarity: float) -> Procedure:
+        row = self._head_row(namespace, procedure_id)
+        body = json.loads(row[8])
+        prov = body["provenance"]
+        if trajectory.id not in prov["trajectory_ids"]:
+            prov["trajectory_ids"].append(trajectory.id)
+        for key, value in (("models", trajectory.model), ("agents", trajectory.agent)):
+            if value and value not in prov[key]:
+                prov[key].append(value)
+        with self._write() as db:
+            db.execute("UPDATE procedures SET body=? WHERE namespace=? AND id=? AND version=?",
+                       (json.dumps(body), namespace, procedure_id, row[2]))
+            self._event(db, Event(namespace=namespace, procedure_id=procedure_id, version=row[2],
+                                  kind="merged", trajectory_id=trajectory.id,
+                                  detail={"similarity": round(similarity, 6)}))
+        return self.get(namespace, procedure_id)
+
+    # -- trajectories and events -----------------------------------------------------------
+
+    def add_trajectory(self, namespace: str, trajectory: Trajectory) -> None:
+        check_namespace(namespace)
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO trajectories VALUES (?,?,?)",
+                       (namespace, trajectory.id, trajectory.model_dump_json()))
+
+    def get_trajectory(self, namespace: str, trajectory_id: str) -> Trajectory:
+        rows = self._read("SELECT body FROM trajectories WHERE namespace=? AND id=?", (namespace, trajectory_id))
+        if not rows:
+            raise ProcedureNotFoundError(f"no trajectory {trajectory_id!r} in namespace {namespace!r}")
+        return Trajectory.model_validate_json(rows[0][0])
+
+    def events(self, namespace: str, procedure_id: str | None = None) -> list[Event]:
+        sql = "SELECT seq, namespace, procedure_id, version, kind, trajectory_id, detail, at FROM events WHERE namespace=?"
+        params: list = [namespace]
+        if procedure_id is not None:
+            sql += " AND procedure_id=?"
+            params.append(procedure_id)
+        rows = self._read(sql + " ORDER BY seq", params)
+        return [Event(seq=r[0], namespace=r[1], procedure_id=r[2], version=r[3], kind=r[4],
+                      trajectory_id=r[5], detail=json.loads(r[6]), at=r[7]) for r in rows]
+
+    def namespaces(self) -> list[str]:
+        rows = self._read("SELECT DISTINCT namespace FROM procedures UNION "
+                          "SELECT DISTINCT namespace FROM trajectories ORDER BY 1")
+        return [r[0] for r in rows]
+
+    # -- export / import -------------------------------------------------------------------
+
+    def export_records(self, namespace: str | None = None) -> Iterator[dict[str, Any]]:
+        spaces = [namespace] if namespace else self.namespaces()
+        yield {"type": EXPORT_FORMAT, "version": EXPORT_VERSION, "schema": SCHEMA_VERSION}
+        for ns in spaces:
+            for (body,) in self._read("SELECT body FROM trajectories WHERE namespace=? ORDER BY id", (ns,)):
+                yield {"type": "trajectory", "namespace": ns, "trajectory": json.loads(body)}
+            rows = self._read("SELECT * FROM procedures WHERE namespace=? ORDER BY id, version", (ns,))
+            for row in rows:
+                p = self._row_to_procedure(row)
+                yield {"type": "procedure", "head": bool(row[3]), "procedure": p.model_dump(mode="json")}
+            for e in self.events(ns):
+                yield {"type": "event", "event": e.model_dump(mode="json", exclude={"seq"})}
+
+    def import_records(self, records: Iterable[dict[str, Any]], *, namespace: str | None = None) -> dict[str, int]:
+        parsed = _parse_records(records, namespace)
+        with self._write() as db:
+            for ns, t in parsed["trajectories"]:
+                db.execute("INSERT OR REPLACE INTO trajectories VALUES (?,?,?)", (ns, t.id, t.model_dump_json()))
+            for p, head in parsed["procedures"]:
+                exists = db.execute("SELECT 1 FROM procedures WHERE namespace=? AND id=? AND version=?",
+                                    (p.namespace, p.id, p.version)).fetchone()
+                if exists:
+                    raise InvalidInputError(
+                        f"procedure {p.id} v{p.version} already exists in namespace {p.namespace!r}; "
+                        "import into an empty namespace (--namespace NAME) instead"
+                    )
+                if head:
+                    db.execute("UPDATE procedures SET is_head=0 WHERE namespace=? AND id=?", (p.namespace, p.id))
+                self._insert_procedure(db, p, is_head=head)
+            for e in parsed["events"]:
+                self._event(db, e)
+        return {k: len(v) for k, v in parsed.items()}
+
+
+def _parse_records(records: Iterable[dict[str, Any]], namespace: str | None) -> dict[str, list]:
+    """Validate an export stream completely before anything is written."""
+    out: dict[str, list] = {"trajectories": [], "procedures": [], "events": []}
+    if namespace is not None:
+        check_namespace(namespace)
+    for n, rec in enumerate(records, 1):
+        try:
+            kind = rec.get("type") if isinstance(rec, dict) else None
+            if kind == EXPORT_FORMAT:
+                if rec.get("version") != EXPORT_VERSION:
+                    raise InvalidInputError(f"export format version {rec.get('version')} is not supported")
+            elif kind == "trajectory":
+                ns = namespace or check_namespace(rec["namespace"])
+                out["trajectories"].append((ns, Trajectory.model_validate(rec["trajectory"])))
+            elif kind == "procedure":
+                p = Procedure.model_validate(rec["procedure"])
+                if namespace:
+                    p = p.model_copy(update={"namespace": namespace})
+                check_namespace(p.namespace)
+                out["procedures"].append((p, bool(rec.get("head", True))))
+            elif kind == "event":
+                e = Event.model_validate(rec["event"])
+                if namespace:
+                    e = e.model_copy(update={"namespace": namespace})
+                out["events"].append(e)
+            else:
+                raise InvalidInputError(f"unknown record type {kind!r}")
+        except (ValidationError, KeyError, TypeError) as err:
+            raise InvalidInputError(f"record {n} of the import is invalid: {err}") from None
+        except InvalidInputError as err:
+            raise InvalidInputError(f"record {n} of the import: {err}") from None
+    return out

@@ -128,10 +128,12 @@ def retry_after_seconds(headers: object) -> float | None:
     try:
         return float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        return max(0.0, parsed.timestamp() - time.time())
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None  # neither seconds nor a date: fall back to our own backoff
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 _CONTEXT_PATTERNS = re.compile(

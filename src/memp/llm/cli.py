@@ -1,0 +1,92 @@
+"""``memp llm``: look at the configured endpoint before spending an experiment on it.
+
+The main CLI mounts this with ``app.add_typer(memp.llm.cli.app, name="llm")``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from memp._errors import LLMError
+from memp.llm.options import LLMApiKeyOpt, LLMBaseUrlOpt, LLMModelOpt, LLMTimeoutOpt
+
+app = typer.Typer(
+    name="llm",
+    help="Inspect the OpenAI-compatible LLM endpoint memp is configured to use.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.command()
+def check(
+    base_url: LLMBaseUrlOpt = None,
+    model: LLMModelOpt = None,
+    api_key: LLMApiKeyOpt = None,
+    timeout: LLMTimeoutOpt = 10.0,
+    ask: Annotated[
+        bool, typer.Option("--ask/--no-ask", help="Also send a one-line prompt to the model and show the reply")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """Report whether the endpoint answers and which models it lists. Exit code 1 if it does not."""
+    report = run_check(base_url, model, api_key, timeout=timeout, ask=ask)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _print_report(report)
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+def run_check(
+    base_url: str | None, model: str | None, api_key: str | None, *, timeout: float = 10.0, ask: bool = False
+) -> dict[str, object]:
+    """The check as data: {"ok", "base_url", "models", "model", "model_listed", "reply", "error"}."""
+    from memp.llm.client import OpenAIClient, list_models
+    from memp.llm.endpoint import Endpoint
+
+    report: dict[str, object] = {"ok": False, "base_url": base_url, "model": model, "models": []}
+    try:
+        endpoint = Endpoint.resolve(base_url, model, api_key, require_model=ask)
+        report["base_url"], report["model"] = endpoint.base_url, endpoint.model
+        models = list_models(endpoint, timeout=timeout)
+        report["models"] = models
+        if endpoint.model:
+            report["model_listed"] = endpoint.model in models
+        if ask:
+            client = OpenAIClient(
+                endpoint.model, endpoint.base_url, endpoint.api_key, timeout=timeout, max_retries=0
+            )
+            report["reply"] = client.complete(
+                [{"role": "user", "content": "Reply with the single word: ready"}], max_tokens=8
+            )
+            report["usage"] = client.usage.to_dict()
+        report["ok"] = True
+    except LLMError as err:
+        report["error"] = str(err)
+    return report
+
+
+def _print_report(report: dict[str, object]) -> None:
+    if not report["ok"] and not report["models"]:
+        typer.echo(f"LLM endpoint: {report['base_url'] or '(none)'}: NOT OK", err=True)
+        typer.echo(f"  {report['error']}", err=True)
+        return
+    typer.echo(f"LLM endpoint: {report['base_url']}: answers")
+    models = report["models"] or []
+    typer.echo(f"  models listed ({len(models)}): {', '.join(models) or '(none)'}")  # type: ignore[arg-type]
+    if report.get("model"):
+        listed = report.get("model_listed")
+        note = "listed" if listed else "NOT listed (some servers, e.g. llama.cpp, answer to any name)"
+        typer.echo(f"  configured model: {report['model']} ({note})")
+    if "reply" in report:
+        typer.echo(f"  reply: {report['reply']!r}")
+    if report.get("error"):
+        typer.echo(f"  error: {report['error']}", err=True)
+
+
+__all__ = ["app", "check", "run_check"]

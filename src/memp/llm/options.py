@@ -1,0 +1,99 @@
+"""``--llm-*`` options shared by every command that can use a model.
+
+Use the aliases as parameter types and hand the values to ``client_from_options``::
+
+    @app.command()
+    def build(base_url: LLMBaseUrlOpt = None, model: LLMModelOpt = None, ...):
+        llm = client_from_options(base_url, model, api_key, temperature, cache)
+
+Unset options fall back to the ``MEMP_LLM_*`` environment inside the client, so the environment
+is read in exactly one place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from memp.llm.client import OpenAIClient
+
+_PANEL = "LLM endpoint"
+
+LLMBaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm-base-url",
+        help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1 [env: MEMP_LLM_BASE_URL]",
+        rich_help_panel=_PANEL,
+        show_default=False,
+    ),
+]
+LLMModelOpt = Annotated[
+    str | None,
+    typer.Option("--llm-model", help="Model name [env: MEMP_LLM_MODEL]", rich_help_panel=_PANEL, show_default=False),
+]
+LLMApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm-api-key",
+        help="API key [env: MEMP_LLM_API_KEY, then OPENAI_API_KEY]; local servers need none",
+        rich_help_panel=_PANEL,
+        show_default=False,
+    ),
+]
+LLMTemperatureOpt = Annotated[
+    float,
+    typer.Option("--llm-temperature", min=0.0, max=2.0, help="Sampling temperature", rich_help_panel=_PANEL),
+]
+LLMCacheOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--llm-cache",
+        help="SQLite file caching responses, so a rerun makes no network call",
+        rich_help_panel=_PANEL,
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+LLMTimeoutOpt = Annotated[
+    float,
+    typer.Option("--llm-timeout", min=0.1, help="Seconds to wait for one answer", rich_help_panel=_PANEL),
+]
+
+
+def client_from_options(
+    base_url: str | None = None,
+    model: str | None = None,
+    api_key: str | None = None,
+    temperature: float = 0.0,
+    cache: Path | str | None = None,
+    *,
+    timeout: float = 60.0,
+    seed: int | None = None,
+) -> OpenAIClient:
+    """Build the client the options describe; raises ``LLMConfigError`` saying what is missing."""
+    from memp.llm.client import OpenAIClient  # needs the optional openai package
+
+    return OpenAIClient(
+        model=model,
+        base_url=base_url,
+        api_key=api_key,
+        temperature=temperature,
+        cache=cache,
+        timeout=timeout,
+        seed=seed,
+    )
+
+
+__all__ = [
+    "LLMApiKeyOpt",
+    "LLMBaseUrlOpt",
+    "LLMCacheOpt",
+    "LLMModelOpt",
+    "LLMTemperatureOpt",
+    "LLMTimeoutOpt",
+    "client_from_options",
+]

@@ -332,9 +332,10 @@ class SQLiteStore:
         self._cache[(namespace, field)] = (gen, table)
         return table
 
-    def keyword_fields(self, namespace: str) -> list[str]:
-        rows = self._read("SELECT DISTINCT field FROM keyword_vectors WHERE namespace=? ORDER BY field",
-                          (namespace,))
+    def ids_with_prefix(self, namespace: str, prefix: str, limit: int = 2) -> list[str]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._read("SELECT DISTINCT id FROM procedures WHERE namespace=? AND id LIKE ? ESCAPE '\\' "
+                          "ORDER BY id LIMIT ?", (namespace, escaped + "%", limit))
         return [r[0] for r in rows]
 
     # -- feedback ----------------------------------------------------------------------------

@@ -1,0 +1,35 @@
+"""The `memp` command: one group per area, each in its own module."""
+
+from __future__ import annotations
+
+import importlib
+
+from memp.cli import memory
+from memp.cli._common import run, typer_app
+
+app = typer_app("memp: procedural memory for LLM agents.")
+app.add_typer(memory.app, name="memory")
+
+# Areas whose dependencies are optional extras: mounted only when they import.
+_OPTIONAL = {
+    "llm": ("memp.llm.cli", "Check and configure the OpenAI-compatible LLM endpoint."),
+    "alfworld": ("memp.envs.alfworld.cli", "ALFWorld games: generate, play, record experts."),
+    "travelplanner": ("memp.envs.travelplanner.cli", "TravelPlanner: evaluate plans, generate queries."),
+}
+for _name, (_module, _help) in _OPTIONAL.items():
+    try:
+        app.add_typer(importlib.import_module(_module).app, name=_name, help=_help)
+    except ImportError:
+        pass
+
+
+@app.command()
+def demo(out: str = "demo-out", seed: int = 0) -> None:
+    """The offline demo: memory built, retrieved and updated, no LLM needed."""
+    from memp.demo import run_demo
+
+    run_demo(out, seed=seed)
+
+
+def main() -> None:
+    run(app)

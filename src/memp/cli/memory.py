@@ -1,0 +1,259 @@
+"""`memp memory …`: look at, move and curate a procedural memory."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from memp._errors import InvalidInputError, InvalidTrajectoryError
+from memp.cli._common import (
+    DbOpt,
+    EmbedderOpt,
+    FormatOpt,
+    NamespaceOpt,
+    OutputFormat,
+    console,
+    existing_db,
+    print_json,
+    typer_app,
+)
+from memp.store import SQLiteStore
+from memp.types import Procedure, trajectory_from_json
+
+app = typer_app("Look at, move and curate a procedural memory.")
+
+DEFAULT_DB = Path("memp.db")
+
+
+def _rate(p: Procedure) -> str:
+    rate = p.stats.success_rate
+    return "-" if rate is None else f"{rate:.2f}"
+
+
+def _summary(p: Procedure) -> dict:
+    return {"id": p.id, "version": p.version, "status": p.status, "task_type": p.task_type,
+            "builder": p.builder, "key": p.key, "uses": p.stats.uses, "successes": p.stats.successes}
+
+
+@app.command("list")
+def list_(db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
+          status: Annotated[Optional[str], typer.Option(help="active or deprecated.")] = None,
+          task_type: Annotated[Optional[str], typer.Option("--type", help="Only this task type.")] = None,
+          limit: int = 50, offset: int = 0, format: FormatOpt = OutputFormat.table) -> None:
+    """List procedures (newest version of each), newest first."""
+    if status not in (None, "active", "deprecated"):
+        raise InvalidInputError(f"--status must be 'active' or 'deprecated', got {status!r}")
+    with SQLiteStore(existing_db(db)) as store:
+        procedures = store.list(namespace, status=status, task_type=task_type, limit=limit, offset=offset)
+        total = store.count(namespace, status=status)
+    if format is OutputFormat.json:
+        return print_json([_summary(p) for p in procedures])
+    table = Table(title=f"{namespace}: {len(procedures)} of {total} procedures")
+    for col in ("id", "v", "status", "type", "builder", "uses", "rate", "task"):
+        table.add_column(col, overflow="fold" if col == "task" else "ellipsis")
+    for p in procedures:
+        table.add_row(p.id[:12], str(p.version), p.status, p.task_type or "-", p.builder,
+                      str(p.stats.uses), _rate(p), p.key)
+    console.print(table)
+
+
+@app.command()
+def show(procedure_id: str, db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
+         version: Annotated[Optional[int], typer.Option(help="A past version.")] = None,
+         format: FormatOpt = OutputFormat.table) -> None:
+    """Show one procedure: script, steps, pitfalls, statistics, provenance."""
+    with SQLiteStore(existing_db(db)) as store:
+        p = store.get(namespace, _resolve(store, namespace, procedure_id), version)
+    if format is OutputFormat.json:
+        return print_json(p.model_dump(mode="json", exclude={"embedding", "keyword_embeddings"}))
+    console.print(f"[bold]{p.ref}[/] {p.status} · builder {p.builder} · "
+                  f"{p.stats.uses} uses, {p.stats.successes} successes", highlight=False)
+    if p.status_reason:
+        console.print(f"status reason: {p.status_reason}", highlight=False)
+    console.print(f"keywords: {json.dumps(p.keywords)}", highlight=False)
+    console.print(p.render(include_steps=True), highlight=False, markup=False)
+    console.print(f"provenance: trajectories {', '.join(p.provenance.trajectory_ids)}; "
+                  f"builder {p.provenance.builder}", highlight=False)
+
+
+@app.command()
+def history(procedure_id: str, db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
+            format: FormatOpt = OutputFormat.table) -> None:
+    """Every version and event of a procedure, oldest first."""
+    with SQLiteStore(existing_db(db)) as store:
+        pid = _resolve(store, namespace, procedure_id)
+        versions = store.history(namespace, pid)
+        events = store.events(namespace, pid)
+    if format is OutputFormat.json:
+        return print_json({"versions": [_summary(v) | {"parent_version": v.parent_version,
+                                                       "revised_from_failure": v.provenance.revised_from_failure}
+                                        for v in versions],
+                           "events": [e.model_dump(mode="json") for e in events]})
+    table = Table(title=f"history of {pid}")
+    for col in ("#", "at", "version", "event", "trajectory", "detail"):
+        table.add_column(col)
+    for e in events:
+        table.add_row(str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"), str(e.version), e.kind,
+                      (e.trajectory_id or "-")[:12], json.dumps(e.detail) if e.detail else "")
+    console.print(table)
+
+
+@app.command()
+def stats(db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
+          format: FormatOpt = OutputFormat.table) -> None:
+    """Counts of procedures, uses and events in a namespace."""
+    with SQLiteStore(existing_db(db)) as store:
+        events = store.events(namespace)
+        data = {
+            "namespace": namespace,
+            "namespaces": store.namespaces(),
+            "procedures": store.count(namespace),
+            "active": store.count(namespace, status="active"),
+            "deprecated": store.count(namespace, status="deprecated"),
+            "versions": sum(1 for e in events if e.kind in ("created", "revised")),
+            "uses": sum(1 for e in events if e.kind == "used"),
+            "successful_uses": sum(1 for e in events if e.kind == "used" and e.detail.get("success")),
+            "merged_duplicates": sum(1 for e in events if e.kind == "merged"),
+        }
+    if format is OutputFormat.json:
+        return print_json(data)
+    table = Table(title=f"memory {db} · namespace {namespace}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for key, value in data.items():
+        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+    console.print(table)
+
+
+@app.command()
+def deprecate(procedure_id: str, db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
+              reason: Annotated[str, typer.Option(help="Why, for the record.")] = "deprecated by hand") -> None:
+    """Stop retrieving a procedure (it is kept, and can be restored)."""
+    with SQLiteStore(existing_db(db)) as store:
+        p = store.set_status(namespace, _resolve(store, namespace, procedure_id), "deprecated", reason=reason)
+    console.print(f"deprecated {p.ref}", highlight=False)
+
+
+@app.command()
+def restore(procedure_id: str, db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
+            reason: Annotated[str, typer.Option(help="Why, for the record.")] = "restored by hand") -> None:
+    """Make a deprecated procedure retrievable again, with a fresh record of uses."""
+    with SQLiteStore(existing_db(db)) as store:
+        p = store.set_status(namespace, _resolve(store, namespace, procedure_id), "active", reason=reason)
+    console.print(f"restored {p.ref}", highlight=False)
+
+
+@app.command("export")
+def export(db: DbOpt = DEFAULT_DB,
+           namespace: Annotated[Optional[str], typer.Option("--namespace", "-n",
+                                                            help="Only this namespace (default: all).")] = None,
+           out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file, or - for stdout.")] = Path("-")) -> None:
+    """Write the memory, with versions, provenance and events, as JSON Lines."""
+    with SQLiteStore(existing_db(db)) as store:
+        lines = (json.dumps(r, sort_keys=True) + "\n" for r in store.export_records(namespace))
+        if str(out) == "-":
+            sys.stdout.writelines(lines)
+            return
+        tmp = out.with_name(out.name + ".partial")
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.writelines(lines)
+        tmp.replace(out)  # never leave a half-written export under the real name
+    console.print(f"exported to {out}", highlight=False)
+
+
+@app.command("import")
+def import_(source: Annotated[Path, typer.Argument(help="A JSONL file written by `memp memory export`.")],
+            db: DbOpt = DEFAULT_DB,
+            namespace: Annotated[Optional[str], typer.Option("--namespace", "-n",
+                                                             help="Import everything into this namespace.")] = None) -> None:
+    """Load an export: all records are checked first, then written in one transaction."""
+    records = _read_jsonl(source)
+    if db.is_dir():
+        existing_db(db)
+    with SQLiteStore(db) as store:
+        counts = store.import_records(records, namespace=namespace)
+    console.print(f"imported {counts['procedures']} procedure versions, {counts['trajectories']} "
+                  f"trajectories, {counts['events']} events into {db}", highlight=False)
+
+
+@app.command()
+def add(source: Annotated[Path, typer.Argument(help="Trajectories, one JSON object per line.")],
+        db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
+        build: Annotated[str, typer.Option(help="trajectory, script or proceduralization.")] = "proceduralization",
+        update: Annotated[str, typer.Option(help="vanilla, validation or adjustment.")] = "validation",
+        embedder: EmbedderOpt = "minilm") -> None:
+    """Learn from recorded trajectories (each is checked before any is stored)."""
+    from memp.embed import make_embedder
+    from memp.memory import Memory
+
+    trajectories = []
+    for n, line in enumerate(_lines(source), 1):
+        try:
+            trajectories.append(trajectory_from_json(line))
+        except InvalidTrajectoryError as err:
+            raise InvalidTrajectoryError(f"{source} line {n}: {err}") from None
+    if db.is_dir():
+        existing_db(db)
+    with Memory.open(db, namespace=namespace, build=build, update=update,
+                     embedder=make_embedder(embedder)) as mem:
+        reports = [mem.update(t) for t in trajectories]
+    added = sum(len(r.added) for r in reports)
+    merged = sum(len(r.merged) for r in reports)
+    skipped = sum(1 for r in reports if r.skipped)
+    console.print(f"{len(trajectories)} trajectories: {added} procedures added, {merged} merged "
+                  f"into existing ones, {skipped} skipped", highlight=False)
+
+
+@app.command()
+def retrieve(task: Annotated[str, typer.Argument(help="The task description.")],
+             db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
+             strategy: Annotated[str, typer.Option("--retrieve", help="random, query, avefact or hybrid.")] = "query",
+             k: int = 3, embedder: EmbedderOpt = "minilm", format: FormatOpt = OutputFormat.table) -> None:
+    """Show the procedures memory would give an agent for a task."""
+    from memp.embed import make_embedder
+    from memp.memory import Memory
+
+    with Memory.open(existing_db(db), namespace=namespace, retrieve=strategy,
+                     embedder=make_embedder(embedder)) as mem:
+        hits = mem.retrieve(task, k=k)
+    if format is OutputFormat.json:
+        return print_json([{"score": h.score, **_summary(h.procedure)} for h in hits])
+    for h in hits:
+        console.print(f"[bold]{h.procedure.ref}[/] score {h.score:.3f}", highlight=False)
+        console.print(h.procedure.render(), highlight=False, markup=False)
+        console.print()
+
+
+def _resolve(store: SQLiteStore, namespace: str, prefix: str) -> str:
+    """Accept a unique prefix of an id, as git does for commits."""
+    ids = store.ids_with_prefix(namespace, prefix, limit=2)
+    if len(ids) > 1:
+        raise InvalidInputError(f"id prefix {prefix!r} is ambiguous; give more characters")
+    return ids[0] if ids else prefix  # let the store raise its not-found error
+
+
+def _lines(path: Path) -> list[str]:
+    if path.is_dir() or not path.exists():
+        raise InvalidInputError(f"{path} is not a file")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InvalidInputError(f"{path} is not UTF-8 text (bad byte at offset {err.start}); "
+                                "re-encode it as UTF-8") from None
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    records = []
+    for n, line in enumerate(_lines(path), 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise InvalidInputError(f"{path} line {n} is not JSON: {err.msg}") from None
+    return records

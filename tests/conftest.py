@@ -1,0 +1,81 @@
+"""Fixtures shared by the core tests: embedders, a known trajectory, a scripted LLM."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from memp.embed import CachedEmbedder, HashingEmbedder, MiniLMEmbedder
+from memp.types import Step, Task, Trajectory
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def minilm(tmp_path_factory) -> CachedEmbedder:
+    """The real default embedder, loaded once per test session."""
+    return CachedEmbedder(MiniLMEmbedder(), tmp_path_factory.mktemp("cache") / "emb.sqlite")
+
+
+@pytest.fixture
+def hashing() -> HashingEmbedder:
+    return HashingEmbedder()
+
+
+def clean_apple_trajectory(obj: str = "apple", target: str = "fridge", success: bool = True,
+                           traj_id: str | None = None) -> Trajectory:
+    """An ALFWorld-style run with exploration, a refused action and pointless toggles."""
+    steps = [
+        ("go to countertop 1", "On the countertop 1, you see a knife 1."),
+        ("go to countertop 2", f"On the countertop 2, you see a {obj} 1."),
+        (f"take {obj} 1 from countertop 2", f"You pick up the {obj} 1 from the countertop 2."),
+        ("look", "You are facing the countertop 2."),
+        (f"clean {obj} 1 with {target} 1", "Nothing happens."),
+        ("go to sinkbasin 1", "On the sinkbasin 1, you see nothing."),
+        (f"clean {obj} 1 with sinkbasin 1", f"You clean the {obj} 1 using the sinkbasin 1."),
+        ("go to drawer 1", "The drawer 1 is closed."),
+        ("open drawer 1", "You open the drawer 1. The drawer 1 is open. In it, you see nothing."),
+        (f"go to {target} 1", f"The {target} 1 is closed."),
+        (f"open {target} 1", f"You open the {target} 1."),
+        (f"put {obj} 1 in/on {target} 1", f"You put the {obj} 1 in/on the {target} 1."),
+    ]
+    data = dict(task=Task(text=f"put a clean {obj} in {target}.", type="pick_clean_then_place_in_recep"),
+                steps=[Step(action=a, observation=o) for a, o in steps], reward=1.0 if success else 0.0,
+                agent="expert")
+    if traj_id:
+        data["id"] = traj_id
+    return Trajectory(**data)
+
+
+@pytest.fixture
+def apple_run() -> Trajectory:
+    return clean_apple_trajectory()
+
+
+class ScriptedLLM:
+    """A deterministic in-process LLM: replies come from a list or a function of the messages."""
+
+    model = "scripted-test-double"
+
+    def __init__(self, replies: list[str] | Callable[[list[dict]], str]) -> None:
+        self.replies = replies
+        self.calls: list[list[dict]] = []
+
+    def complete(self, messages, *, temperature=0.0, max_tokens=None, stop=None) -> str:
+        self.calls.append(messages)
+        if callable(self.replies):
+            return self.replies(messages)
+        return self.replies[min(len(self.calls), len(self.replies)) - 1]
+
+
+@pytest.fixture
+def scripted_llm() -> type[ScriptedLLM]:
+    return ScriptedLLM
+
+
+def as_json(value) -> str:
+    return json.dumps(value)

@@ -1,0 +1,157 @@
+"""The contract every Store backend must pass.
+
+A backend's test module subclasses ``StoreContract`` and provides a ``store`` fixture that yields
+an empty store. Vectors here come from the hashing embedder, so the suite needs no model.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from memp import InvalidInputError, NamespaceError, ProcedureNotFoundError
+from memp.embed import HashingEmbedder, embed_procedure
+from memp.types import Procedure, Provenance, Step, Task, Trajectory
+
+EMB = HashingEmbedder()
+
+
+def make_procedure(key: str, namespace: str = "default", **kw) -> Procedure:
+    p = Procedure(key=key, namespace=namespace, keywords=kw.pop("keywords", {"object": key.split()[-1]}),
+                  script=kw.pop("script", [f"do {key}"]), steps=[Step(action="go", observation="ok")],
+                  provenance=Provenance(trajectory_ids=["t1"]), **kw)
+    return embed_procedure(p, EMB)
+
+
+class StoreContract:
+    def test_put_get_round_trip_with_vectors(self, store):
+        p = make_procedure("put apple in fridge")
+        store.put(p, trajectory_id="t1")
+        got = store.get("default", p.id)
+        assert got.model_dump(exclude={"embedding", "keyword_embeddings"}) == p.model_dump(
+            exclude={"embedding", "keyword_embeddings"})
+        assert got.embedding == pytest.approx(p.embedding, abs=1e-6)
+        assert got.keyword_embeddings.keys() == p.keyword_embeddings.keys()
+
+    def test_versions_are_kept_and_only_head_is_searched(self, store):
+        p = make_procedure("put apple in fridge")
+        store.put(p)
+        v2 = p.model_copy(update={"version": 2, "parent_version": 1, "script": ["new"]})
+        store.put(v2, event="revised", trajectory_id="fail-1")
+        assert [v.version for v in store.history("default", p.id)] == [1, 2]
+        assert store.get("default", p.id).script == ["new"]
+        assert store.get("default", p.id, version=1).script == p.script
+        assert store.refs("default") == [(p.id, 2)]
+        assert store.vectors("default").refs == [(p.id, 2)]
+        kinds = [(e.kind, e.version, e.trajectory_id) for e in store.events("default", p.id)]
+        assert kinds == [("created", 1, None), ("revised", 2, "fail-1")]
+
+    def test_version_must_follow_head(self, store):
+        p = make_procedure("a b")
+        store.put(p)
+        with pytest.raises(InvalidInputError, match="next version must be 2"):
+            store.put(p.model_copy(update={"version": 3}))
+        with pytest.raises(InvalidInputError):
+            store.put(p)  # version 1 again
+        assert [v.version for v in store.history("default", p.id)] == [1]
+
+    def test_namespaces_are_isolated(self, store):
+        a = make_procedure("task one", namespace="agent-a")
+        b = make_procedure("task two", namespace="agent-b")
+        store.put(a)
+        store.put(b)
+        assert store.refs("agent-a") == [(a.id, 1)]
+        assert store.count("agent-b") == 1
+        with pytest.raises(ProcedureNotFoundError):
+            store.get("agent-a", b.id)
+        assert store.namespaces() == ["agent-a", "agent-b"]
+
+    def test_bad_namespace_is_refused(self, store):
+        with pytest.raises(NamespaceError, match="invalid namespace"):
+            store.put(make_procedure("x y", namespace="bad space"))
+        assert store.namespaces() == []
+
+    def test_record_use_counts_and_logs(self, store):
+        p = make_procedure("x y")
+        store.put(p)
+        store.record_use("default", p.id, 1, success=True, trajectory_id="r1")
+        stats = store.record_use("default", p.id, 1, success=False, trajectory_id="r2")
+        assert (stats.uses, stats.successes) == (2, 1)
+        assert store.get("default", p.id).stats == stats
+        with pytest.raises(ProcedureNotFoundError):
+            store.record_use("default", "nope", 1, success=True)
+
+    def test_deprecate_and_restore(self, store):
+        p = make_procedure("x y")
+        store.put(p)
+        for _ in range(3):
+            store.record_use("default", p.id, 1, success=False)
+        d = store.set_status("default", p.id, "deprecated", reason="3 failures")
+        assert d.status == "deprecated" and d.status_reason == "3 failures"
+        assert store.refs("default") == [] and store.vectors("default").refs == []
+        assert store.count("default", status="deprecated") == 1
+        with pytest.raises(InvalidInputError, match="already deprecated"):
+            store.set_status("default", p.id, "deprecated", reason="again")
+        r = store.set_status("default", p.id, "active", reason="give it another go")
+        assert r.status == "active" and r.stats.uses == 0
+        assert store.refs("default") == [(p.id, 1)]
+        evidence = [e.detail for e in store.events("default", p.id) if e.kind == "deprecated"][0]
+        assert evidence["uses"] == 3 and evidence["successes"] == 0
+
+    def test_merge_provenance(self, store):
+        p = make_procedure("x y")
+        store.put(p)
+        t = Trajectory(id="t2", task=Task(text="x y"), model="gpt-x", agent="a1")
+        merged = store.merge_provenance("default", p.id, t, similarity=0.97)
+        assert merged.provenance.trajectory_ids == ["t1", "t2"]
+        assert merged.provenance.models == ["gpt-x"] and merged.version == 1
+
+    def test_vector_search_orders_by_similarity(self, store):
+        keys = ["put apple in fridge", "heat egg in microwave", "look at bowl under lamp"]
+        procs = [make_procedure(k) for k in keys]
+        for p in procs:
+            store.put(p)
+        query = EMB.embed(["heat an egg in the microwave"])[0]
+        top = store.vectors("default").top(query, 2)
+        assert top[0][0] == (procs[1].id, 1) and len(top) == 2
+        assert top[0][1] > top[1][1]
+        kw = store.vectors("default", "kw:object")
+        assert sorted(kw.refs) == sorted((p.id, 1) for p in procs)
+
+    def test_vectors_see_new_writes(self, store):
+        assert store.vectors("default").refs == []
+        p = make_procedure("x y")
+        store.put(p)
+        assert store.vectors("default").refs == [(p.id, 1)]
+
+    def test_trajectories_round_trip(self, store):
+        t = Trajectory(task=Task(text="t"), steps=[Step(action="a", observation="o")], reward=1)
+        store.add_trajectory("default", t)
+        assert store.get_trajectory("default", t.id) == t
+        with pytest.raises(ProcedureNotFoundError):
+            store.get_trajectory("default", "missing")
+
+    def test_list_pages_and_filters(self, store):
+        for i in range(5):
+            store.put(make_procedure(f"task {i}", task_type="even" if i % 2 == 0 else "odd"))
+        first, second = store.list("default", limit=3), store.list("default", limit=3, offset=3)
+        assert len(first) == 3 and len(second) == 2
+        assert {p.id for p in first}.isdisjoint({p.id for p in second})
+        assert {p.task_type for p in store.list("default", task_type="odd")} == {"odd"}
+
+    def test_export_import_reproduces(self, store, empty_store):
+        p = make_procedure("x y")
+        store.put(p)
+        store.put(p.model_copy(update={"version": 2, "parent_version": 1}), event="revised")
+        store.record_use("default", p.id, 2, success=True)
+        store.add_trajectory("default", Trajectory(task=Task(text="x y")))
+        store.put(make_procedure("other", namespace="ns2"))
+        records = list(store.export_records())
+        empty_store.import_records(records)
+        assert list(empty_store.export_records()) == records
+
+    def test_bad_import_writes_nothing(self, store):
+        good = {"type": "procedure", "head": True, "procedure": make_procedure("x y").model_dump(mode="json")}
+        bad = {"type": "procedure", "procedure": {"key": ""}}
+        with pytest.raises(InvalidInputError, match="record 2"):
+            store.import_records([good, bad])
+        assert store.count("default") == 0

@@ -1,0 +1,93 @@
+import multiprocessing as mp
+import sqlite3
+
+import pytest
+
+from memp import StoreCorruptError, StoreError, StoreVersionError
+from memp.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from tests.store.contract import StoreContract, make_procedure
+
+
+@pytest.fixture
+def store(tmp_path):
+    with SQLiteStore(tmp_path / "memp.db") as s:
+        yield s
+
+
+@pytest.fixture
+def empty_store(tmp_path):
+    with SQLiteStore(tmp_path / "other.db") as s:
+        yield s
+
+
+class TestSQLiteContract(StoreContract):
+    pass
+
+
+def test_directory_is_refused(tmp_path):
+    with pytest.raises(StoreError, match="is a directory"):
+        SQLiteStore(tmp_path)
+
+
+def test_garbage_file_is_reported_corrupt_and_left_alone(tmp_path):
+    path = tmp_path / "memp.db"
+    path.write_bytes(b"this is not a database" * 100)
+    before = path.read_bytes()
+    with pytest.raises(StoreCorruptError, match="not a readable memp database"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+
+
+def test_foreign_sqlite_file_is_refused(tmp_path):
+    path = tmp_path / "other.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE users (name TEXT)")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreCorruptError, match="not a memp database"):
+        SQLiteStore(path)
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "memp.db"
+    SQLiteStore(path).close()
+    con = sqlite3.connect(path)
+    con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    con.commit()
+    con.close()
+    with pytest.raises(StoreVersionError, match="upgrade memp"):
+        SQLiteStore(path)
+
+
+def test_reopen_keeps_data_and_passes_integrity_check(tmp_path):
+    path = tmp_path / "memp.db"
+    p = make_procedure("x y")
+    with SQLiteStore(path) as s:
+        s.put(p)
+    with SQLiteStore(path) as s:
+        assert s.get("default", p.id).key == "x y"
+        assert s.check() == []
+
+
+def _hammer(path: str, pid: str, n: int) -> None:
+    with SQLiteStore(path) as s:
+        for i in range(n):
+            s.record_use("default", pid, 1, success=i % 2 == 0)
+
+
+def test_concurrent_processes_lose_no_increment(tmp_path):
+    path = tmp_path / "memp.db"
+    p = make_procedure("x y")
+    with SQLiteStore(path) as s:
+        s.put(p)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_hammer, args=(str(path), p.id, 40)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+    with SQLiteStore(path) as s:
+        stats = s.get("default", p.id).stats
+        assert (stats.uses, stats.successes) == (160, 80)
+        assert sum(1 for e in s.events("default", p.id) if e.kind == "used") == 160

@@ -1,0 +1,1 @@
+"""TravelPlanner: the official sandbox database, tools, query model, evaluator and generator."""

@@ -13,7 +13,10 @@ from memp.llm.parse import REASK_MESSAGE, complete_json, extract_json
         ("  [1, 2, 3]\n", [1, 2, 3]),
         ('```json\n{"keywords": ["apple", "fridge"]}\n```', {"keywords": ["apple", "fridge"]}),
         ('Sure! Here you go:\n```\n{"a": [1, {"b": 2}]}\n```\nHope that helps.', {"a": [1, {"b": 2}]}),
-        ('The answer is {"task": "heat", "object": "apple"} as requested.', {"task": "heat", "object": "apple"}),
+        (
+            'The answer is {"task": "heat", "object": "apple"} as requested.',
+            {"task": "heat", "object": "apple"},
+        ),
         ('Keywords: ["mug", "coffeemachine"]. Done.', ["mug", "coffeemachine"]),
         ('{"a": 1, "b": [1, 2,],}', {"a": 1, "b": [1, 2]}),
         ("\u201ca\u201d is not json but {\u201ckey\u201d: 1} is close", {"key": 1}),

@@ -55,7 +55,10 @@ def test_backoff_grows_is_jittered_capped_and_seeded() -> None:
     for n, delay in enumerate(delays):
         ceiling = min(8.0, 2**n)
         assert ceiling / 2 <= delay <= ceiling
-    again, other = RetryPolicy(base_delay=1.0, max_delay=8.0, seed=7), RetryPolicy(base_delay=1.0, max_delay=8.0, seed=8)
+    again, other = (
+        RetryPolicy(base_delay=1.0, max_delay=8.0, seed=7),
+        RetryPolicy(base_delay=1.0, max_delay=8.0, seed=8),
+    )
     assert delays == [again.delay(n) for n in range(6)]
     assert delays != [other.delay(n) for n in range(6)]
 

@@ -28,7 +28,8 @@ def check(
     api_key: LLMApiKeyOpt = None,
     timeout: LLMTimeoutOpt = 10.0,
     ask: Annotated[
-        bool, typer.Option("--ask/--no-ask", help="Also send a one-line prompt to the model and show the reply")
+        bool,
+        typer.Option("--ask/--no-ask", help="Also send a one-line prompt to the model and show the reply"),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
 ) -> None:

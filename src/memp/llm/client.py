@@ -29,6 +29,7 @@ from memp.llm.endpoint import (
 from memp.llm.errors import LLMConfigError, LLMUnavailableError
 from memp.llm.usage import PriceTable, Usage, UsageMeter, UsageScope, call_cost
 
+
 # A 200 whose body is not a chat completion; treated like a 5xx (retried, then reported).
 class _MalformedResponse(Exception):
     pass
@@ -108,7 +109,9 @@ class OpenAIClient:
         self.seed = seed
         self.timeout = timeout
         self.concurrency = concurrency
-        self.retry = RetryPolicy(max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max, seed=retry_seed)
+        self.retry = RetryPolicy(
+            max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max, seed=retry_seed
+        )
         self.cache = ResponseCache(cache) if isinstance(cache, (str, Path)) else cache
         self.prices = prices
         self.meter = UsageMeter()
@@ -154,7 +157,9 @@ class OpenAIClient:
         stop: list[str] | None = None,
         seed: int | None = None,
     ) -> str:
-        completion = await self.achat(messages, temperature=temperature, max_tokens=max_tokens, stop=stop, seed=seed)
+        completion = await self.achat(
+            messages, temperature=temperature, max_tokens=max_tokens, stop=stop, seed=seed
+        )
         return completion.text
 
     # ---- with bookkeeping -------------------------------------------------------------------
@@ -185,9 +190,16 @@ class OpenAIClient:
         if hit is None:
             return None
         self.meter.record(
-            Usage(calls=1, cache_hits=1, prompt_tokens=hit.prompt_tokens, completion_tokens=hit.completion_tokens)
+            Usage(
+                calls=1,
+                cache_hits=1,
+                prompt_tokens=hit.prompt_tokens,
+                completion_tokens=hit.completion_tokens,
+            )
         )
-        return Completion(hit.text, self.model, hit.prompt_tokens, hit.completion_tokens, hit.finish_reason, True, 0)
+        return Completion(
+            hit.text, self.model, hit.prompt_tokens, hit.completion_tokens, hit.finish_reason, True, 0
+        )
 
     def _finish(self, key: str | None, response: Any, attempts: int) -> Completion:
         text, prompt, completion, finish = _parse(response)
@@ -249,7 +261,10 @@ class OpenAIClient:
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
             client = openai.AsyncOpenAI(
-                base_url=self.endpoint.base_url, api_key=self.endpoint.api_key, timeout=self.timeout, max_retries=0
+                base_url=self.endpoint.base_url,
+                api_key=self.endpoint.api_key,
+                timeout=self.timeout,
+                max_retries=0,
             )
             self._async = (loop, client, asyncio.Semaphore(self.concurrency))
         return self._async[1], self._async[2]
@@ -273,7 +288,9 @@ class OpenAIClient:
             try:
                 # The wait between attempts happens outside the semaphore, so it frees a slot.
                 async with limit:
-                    response = await client.chat.completions.create(model=self.model, messages=messages, **body)
+                    response = await client.chat.completions.create(
+                        model=self.model, messages=messages, **body
+                    )
                 return self._finish(key, response, attempt)
             except (openai.OpenAIError, _MalformedResponse, json.JSONDecodeError) as err:
                 failure = translate(err, self.endpoint, self.model)
@@ -299,7 +316,9 @@ class OpenAIClient:
 
 def list_models(endpoint: Endpoint, *, timeout: float = 10.0) -> list[str]:
     """Ask ``GET /models``; raise the memp error that says what to fix when it fails."""
-    client = openai.OpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key, timeout=timeout, max_retries=0)
+    client = openai.OpenAI(
+        base_url=endpoint.base_url, api_key=endpoint.api_key, timeout=timeout, max_retries=0
+    )
     try:
         return sorted(model.id for model in client.models.list())
     except (openai.OpenAIError, json.JSONDecodeError, AttributeError, TypeError) as err:

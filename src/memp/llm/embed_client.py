@@ -72,7 +72,9 @@ class OpenAIEmbedder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        parts = [self._embed_batch(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        parts = [
+            self._embed_batch(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)
+        ]
         vectors = np.concatenate(parts, axis=0)
         if self._dim is None:
             self._dim = int(vectors.shape[1])
@@ -92,7 +94,9 @@ class OpenAIEmbedder:
                 vectors = _vectors(response, len(inputs))
                 break
             except (openai.OpenAIError, json.JSONDecodeError, ValueError, TypeError, AttributeError) as err:
-                failure = translate(err, self.endpoint, self.model) if isinstance(err, openai.OpenAIError) else None
+                failure = (
+                    translate(err, self.endpoint, self.model) if isinstance(err, openai.OpenAIError) else None
+                )
                 if failure is not None:
                     raise EmbeddingError(str(failure)) from failure
                 if attempt > self.retry.max_retries:

@@ -1,13 +1,13 @@
 """The ways a call to an OpenAI-compatible endpoint can fail, each with the fix in its message.
 
-    LLMError (memp._errors)
-    ├── LLMConfigError          nothing (or something impossible) configured; raised before any call
-    ├── LLMAuthError            401/403: the key is wrong or lacks access
-    ├── LLMModelNotFoundError   404: the server does not know that model name
-    ├── LLMContextLengthError   400 saying the prompt is longer than the model's context
-    ├── LLMRequestError         any other 4xx: the request itself is wrong
-    └── LLMUnavailableError     429, 5xx, timeouts, refused connections, malformed responses:
-                                still failing after the last retry
+LLMError (memp._errors)
+├── LLMConfigError          nothing (or something impossible) configured; raised before any call
+├── LLMAuthError            401/403: the key is wrong or lacks access
+├── LLMModelNotFoundError   404: the server does not know that model name
+├── LLMContextLengthError   400 saying the prompt is longer than the model's context
+├── LLMRequestError         any other 4xx: the request itself is wrong
+└── LLMUnavailableError     429, 5xx, timeouts, refused connections, malformed responses:
+                            still failing after the last retry
 """
 
 from __future__ import annotations

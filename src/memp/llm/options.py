@@ -33,7 +33,9 @@ LLMBaseUrlOpt = Annotated[
 ]
 LLMModelOpt = Annotated[
     str | None,
-    typer.Option("--llm-model", help="Model name [env: MEMP_LLM_MODEL]", rich_help_panel=_PANEL, show_default=False),
+    typer.Option(
+        "--llm-model", help="Model name [env: MEMP_LLM_MODEL]", rich_help_panel=_PANEL, show_default=False
+    ),
 ]
 LLMApiKeyOpt = Annotated[
     str | None,

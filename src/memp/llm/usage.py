@@ -153,4 +153,13 @@ def usage_scope(name: str | None = None) -> contextlib.AbstractContextManager[Us
     return UsageMeter().scope(name)
 
 
-__all__ = ["Price", "PriceTable", "Usage", "UsageMeter", "UsageScope", "call_cost", "parse_prices", "usage_scope"]
+__all__ = [
+    "Price",
+    "PriceTable",
+    "Usage",
+    "UsageMeter",
+    "UsageScope",
+    "call_cost",
+    "parse_prices",
+    "usage_scope",
+]

@@ -104,9 +104,12 @@ class TravelTools:
     planner: PlannerFn | None = None
     notebook: list[NotebookEntry] = field(default_factory=list)
     current_data: Any = None
+    # (action, observation) of every ``run`` call, for trajectory_from_episode.
+    history: list[tuple[str, str]] = field(default_factory=list)
 
     def reset(self) -> None:
         self.notebook.clear()
+        self.history.clear()
         self.current_data = None
 
     # --- the tools, callable directly ---------------------------------------------------
@@ -192,6 +195,11 @@ class TravelTools:
 
     def run(self, action: str) -> str:
         """Execute one ``Tool[args]`` action and return the observation; never raises."""
+        observation = self._run(action)
+        self.history.append((str(action), observation))
+        return observation
+
+    def _run(self, action: str) -> str:
         parsed = parse_action(action)
         if parsed is None or parsed.tool not in TOOL_NAMES:
             return INVALID_ACTION

@@ -9,7 +9,6 @@
   when the packages are missing, unless ``MEMP_REQUIRE_LLAMA_SERVER=1`` (CI), where it fails.
 """
 
-
 import asyncio
 import hashlib
 import importlib.util

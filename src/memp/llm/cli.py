@@ -21,6 +21,12 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _group() -> None:
+    """Inspect the OpenAI-compatible LLM endpoint memp is configured to use."""
+    # A callback keeps `check` a named subcommand even while it is the only one.
+
+
 @app.command()
 def check(
     base_url: LLMBaseUrlOpt = None,

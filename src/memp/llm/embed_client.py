@@ -28,7 +28,12 @@ from memp.llm.usage import Usage, UsageMeter
 
 
 class OpenAIEmbedder:
-    """Unit-length float32 vectors; ``dim`` is asked of the server on first use unless given."""
+    """Unit-length float32 vectors; ``dim`` is asked of the server on first use unless given.
+
+    Serving a chat GGUF with llama-cpp-python's ``embedding: true`` (no pooling) gives per-token
+    vectors, which are mean-pooled here; use ``batch_size=1`` with it, as its server (0.3.36)
+    returns wrong vectors for all but the first text of a batch.
+    """
 
     def __init__(
         self,
@@ -100,10 +105,10 @@ class OpenAIEmbedder:
                 if failure is not None:
                     raise EmbeddingError(str(failure)) from failure
                 if attempt > self.retry.max_retries:
+                    where = f"{self.endpoint.base_url} (embedding model {self.model!r})"
                     raise EmbeddingError(
-                        f"{self.endpoint.base_url} (embedding model {self.model!r}) {describe_transient(err)}, "
-                        f"still after {attempt} attempts; check that the server serves embeddings "
-                        "(llama.cpp needs --embedding) and is up"
+                        f"{where} {describe_transient(err)}, still after {attempt} attempts; "
+                        "check that the server is up and serves embeddings (llama.cpp needs --embedding)"
                     ) from err
                 self._sleep(self.retry.delay(attempt - 1, retry_after_of(err)))
         usage = getattr(response, "usage", None)

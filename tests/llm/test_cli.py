@@ -3,8 +3,11 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
+import pytest
 import typer
 from typer.testing import CliRunner
+
+pytest.importorskip("openai", reason="the LLM client needs the llm extra: pip install 'memp[llm]'")
 
 from memp.llm.cli import app
 from memp.llm.client import OpenAIClient
@@ -100,3 +103,10 @@ def test_options_build_a_client(fault_server: FaultServer, tmp_path) -> None:
     assert runner.invoke(demo, args).output.strip() == "echo: hi"
     assert built[1].usage.cache_hits == 1
     assert len(fault_server.state.chat_requests) == 1
+
+
+def test_serve_explains_what_to_install(monkeypatch) -> None:
+    monkeypatch.setattr("memp.llm.local.missing_for_llama_server", lambda: "llama-cpp-python is missing (pip ...)")
+    result = runner.invoke(app, ["serve", "--port", "9"])
+    assert result.exit_code == 1
+    assert "cannot serve: llama-cpp-python is missing" in result.output

@@ -8,6 +8,8 @@ import time
 import numpy as np
 import pytest
 
+pytest.importorskip("openai", reason="the LLM client needs the llm extra: pip install 'memp[llm]'")
+
 from memp._errors import EmbeddingError, LLMError, LLMOutputError
 from memp.llm import LLM
 from memp.llm.client import OpenAIClient, list_models

@@ -11,6 +11,8 @@ import asyncio
 import numpy as np
 import pytest
 
+pytest.importorskip("openai", reason="the LLM client needs the llm extra: pip install 'memp[llm]'")
+
 from memp._errors import LLMOutputError
 from memp.llm.cli import run_check
 from memp.llm.client import OpenAIClient

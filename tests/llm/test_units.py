@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+pytest.importorskip("openai", reason="the LLM client needs the llm extra: pip install 'memp[llm]'")
+
 from memp.llm.cache import CachedResponse, ResponseCache, cache_key
 from memp.llm.endpoint import Endpoint, RetryPolicy, retry_after_seconds
 from memp.llm.errors import LLMConfigError

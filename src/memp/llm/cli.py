@@ -49,6 +49,47 @@ def check(
         raise typer.Exit(1)
 
 
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8080,
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    n_ctx: Annotated[int, typer.Option("--n-ctx", help="Context window in tokens")] = 2048,
+) -> None:
+    """Serve the bundled SmolLM2-135M with llama.cpp: an LLM endpoint with no key and no download.
+
+    Then, in another shell: MEMP_LLM_BASE_URL=http://127.0.0.1:8080/v1 MEMP_LLM_MODEL=smollm2 memp llm check
+    """
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from memp.llm.local import (
+        CHAT_ALIAS,
+        EMBED_ALIAS,
+        llama_server_command,
+        llama_server_config,
+        missing_for_llama_server,
+    )
+
+    missing = missing_for_llama_server()
+    if missing is not None:
+        typer.echo(f"cannot serve: {missing}", err=True)
+        raise typer.Exit(1)
+    with tempfile.TemporaryDirectory(prefix="memp-llama-") as tmp:
+        command = llama_server_command(
+            llama_server_config(port, host=host, n_ctx=n_ctx), Path(tmp) / "config.json"
+        )
+        typer.echo(
+            f"serving SmolLM2-135M at http://{host}:{port}/v1 as model {CHAT_ALIAS!r} "
+            f"(embeddings: {EMBED_ALIAS!r}); Ctrl-C stops it"
+        )
+        try:
+            code = subprocess.call(command)
+        except KeyboardInterrupt:
+            code = 0
+    raise typer.Exit(code)
+
+
 def run_check(
     base_url: str | None, model: str | None, api_key: str | None, *, timeout: float = 10.0, ask: bool = False
 ) -> dict[str, object]:
@@ -96,4 +137,4 @@ def _print_report(report: dict[str, object]) -> None:
         typer.echo(f"  error: {report['error']}", err=True)
 
 
-__all__ = ["app", "check", "run_check"]
+__all__ = ["app", "check", "run_check", "serve"]

@@ -344,14 +344,18 @@ def complete_information(ctx: _Ctx) -> Result:
             if key not in unit:
                 return False, f"No {key.capitalize()} Info."
         current = unit["current_city"]
-        empty = ("", "-")
-        if ("from " in current or "to " in current) and unit["transportation"] in empty:
+
+        def empty(value: Any) -> bool:
+            # Official: only "" and "-" are empty here, so null counts as present.
+            return not filled(value) if ctx.strict else value in ("", "-")
+
+        if ("from " in current or "to " in current) and empty(unit["transportation"]):
             return False, f"No transportation in day {i + 1} is not allowed."
-        if "from " not in current and " to " not in current and unit["attraction"] in empty:
+        if "from " not in current and " to " not in current and empty(unit["attraction"]):
             return False, f"No attaction in day {i + 1} is not allowed."
-        if i != q.days - 1 and unit["accommodation"] in empty:
+        if i != q.days - 1 and empty(unit["accommodation"]):
             return False, f"No accommodation in day {i + 1} is not allowed."
-        if any(unit[m] in empty for m in MEALS) and "from " not in current:
+        if any(empty(unit[m]) for m in MEALS) and "from " not in current:
             return False, f"No meal in day {i + 1} is not allowed."
         filled_count += sum(1 for key in unit if filled(unit[key]))
     if filled_count / (6 * q.days) < 0.5:

@@ -106,7 +106,9 @@ def test_options_build_a_client(fault_server: FaultServer, tmp_path) -> None:
 
 
 def test_serve_explains_what_to_install(monkeypatch) -> None:
-    monkeypatch.setattr("memp.llm.local.missing_for_llama_server", lambda: "llama-cpp-python is missing (pip ...)")
+    monkeypatch.setattr(
+        "memp.llm.local.missing_for_llama_server", lambda: "llama-cpp-python is missing (pip ...)"
+    )
     result = runner.invoke(app, ["serve", "--port", "9"])
     assert result.exit_code == 1
     assert "cannot serve: llama-cpp-python is missing" in result.output

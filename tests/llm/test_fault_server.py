@@ -344,3 +344,32 @@ def test_embedder_retries_and_fails_as_embedding_error(fault_server: FaultServer
     )
     with pytest.raises(EmbeddingError, match="after 2 attempts"):
         flaky.embed(["x"])
+
+
+def test_threads_share_the_concurrency_limit(fault_server: FaultServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    fault_server.state.push(*[Fault(delay=0.15)] * 8)
+    client = make_client(fault_server, concurrency=2)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda n: client.complete([{"role": "user", "content": f"t{n}"}]), range(8)))
+    assert answers == [f"echo: t{n}" for n in range(8)]
+    assert fault_server.state.max_in_flight == 2
+    assert client.usage.calls == 8
+
+
+def test_retries_before_a_permanent_error_are_counted(fault_server: FaultServer) -> None:
+    fault_server.state.push(Fault(503))
+    client = OpenAIClient(fault_server.model, fault_server.base_url, "wrong-key", sleep=Sleeps())
+    with pytest.raises(LLMAuthError):
+        client.complete(HELLO)
+    assert client.usage.retries == 1 and client.usage.calls == 0
+
+
+def test_public_names_resolve() -> None:
+    import memp.llm
+
+    for name in memp.llm.__all__:
+        assert getattr(memp.llm, name) is not None
+    with pytest.raises(AttributeError):
+        memp.llm.NoSuchThing  # noqa: B018

@@ -7,6 +7,7 @@ usage meter and one concurrency limit per path. Retries are ours, not the SDK's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -131,7 +132,7 @@ class OpenAIClient:
         """Everything this client has consumed so far (a snapshot)."""
         return self.meter.total
 
-    def scope(self, name: str | None = None) -> Any:
+    def scope(self, name: str | None = None) -> contextlib.AbstractContextManager[UsageScope]:
         """``with client.scope("episode-3") as s: ...; s.usage`` — see ``UsageMeter.scope``."""
         return self.meter.scope(name)
 
@@ -241,16 +242,18 @@ class OpenAIClient:
         """Like ``complete``, but returns the answer with its tokens and whether it came from cache."""
         messages = _check_messages(messages)
         body, key = self._request(messages, temperature, max_tokens, stop, seed)
+        wire: Any = messages  # the SDK's TypedDict union; our dicts have the same shape
         if (hit := self._from_cache(key)) is not None:
             return hit
         for attempt in self._attempts():
             try:
                 with self._thread_limit:
-                    response = self._sync.chat.completions.create(model=self.model, messages=messages, **body)
+                    response = self._sync.chat.completions.create(model=self.model, messages=wire, **body)
                 return self._finish(key, response, attempt)
             except (openai.OpenAIError, _MalformedResponse, json.JSONDecodeError) as err:
                 failure = translate(err, self.endpoint, self.model)
                 if failure is not None:
+                    self.meter.record(Usage(retries=attempt - 1))
                     raise failure from err
                 if attempt > self.retry.max_retries:
                     raise self._give_up(attempt, err) from err
@@ -281,6 +284,7 @@ class OpenAIClient:
         """Async ``chat``; at most ``concurrency`` requests of this client are in flight at once."""
         messages = _check_messages(messages)
         body, key = self._request(messages, temperature, max_tokens, stop, seed)
+        wire: Any = messages  # the SDK's TypedDict union; our dicts have the same shape
         if (hit := self._from_cache(key)) is not None:
             return hit
         client, limit = self._async_parts()
@@ -288,13 +292,12 @@ class OpenAIClient:
             try:
                 # The wait between attempts happens outside the semaphore, so it frees a slot.
                 async with limit:
-                    response = await client.chat.completions.create(
-                        model=self.model, messages=messages, **body
-                    )
+                    response = await client.chat.completions.create(model=self.model, messages=wire, **body)
                 return self._finish(key, response, attempt)
             except (openai.OpenAIError, _MalformedResponse, json.JSONDecodeError) as err:
                 failure = translate(err, self.endpoint, self.model)
                 if failure is not None:
+                    self.meter.record(Usage(retries=attempt - 1))
                     raise failure from err
                 if attempt > self.retry.max_retries:
                     raise self._give_up(attempt, err) from err
@@ -334,4 +337,4 @@ def list_models(endpoint: Endpoint, *, timeout: float = 10.0) -> list[str]:
         client.close()
 
 
-__all__ = ["Completion", "OpenAIClient", "UsageScope", "list_models"]
+__all__ = ["Completion", "OpenAIClient", "list_models"]

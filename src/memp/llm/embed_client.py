@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import openai
@@ -126,7 +127,7 @@ def _vectors(response: object, expected: int) -> np.ndarray:
         raise ValueError(f"expected {expected} embeddings, got {len(data) if data else 0}")
     # The API may return items out of order; each carries its index.
     ordered = sorted(data, key=lambda item: getattr(item, "index", 0))
-    rows = [getattr(item, "embedding", None) for item in ordered]
+    rows: list[Any] = [getattr(item, "embedding", None) for item in ordered]
     if any(not isinstance(row, list) or not row for row in rows):
         raise ValueError("an embedding is missing or not a list of floats")
     # llama.cpp without pooling answers one vector per token; callers need one per text.

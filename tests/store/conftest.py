@@ -1,0 +1,1 @@
+from tests.pg import pg_database, pg_server, pg_url  # noqa: F401  (fixtures)

@@ -1,0 +1,112 @@
+"""Adjustment from the evaluator's feedback, and a Memory set up for TravelPlanner.
+
+``TravelAdjuster`` implements ``memp.update.Adjuster`` without a model: it reads the failed
+constraints that ``trajectory_from_episode`` stores in ``trajectory.metadata['failures']`` and
+writes a new version of the followed procedure with the check that guards each of them, placed
+right after the search the check reads (or appended, with that search, when the script has none).
+Failures no check can prevent (a venue outside the sandbox, say) only become a pitfall note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from memp.embed import Embedder
+from memp.envs.travelplanner.procedures import (
+    KIND_TOOL,
+    KIND_TOOLS,
+    Check,
+    parse_check,
+    procedure_lines,
+    tool_of,
+    travel_abstraction,
+)
+from memp.memory import Memory
+from memp.types import Procedure, Trajectory
+from memp.update import next_version
+
+MAX_NOTES = 6
+CHEAPEST = (Check("transportation", "cheapest"), Check("flight", "cheapest"),
+            Check("accommodation", "cheapest"), Check("restaurant", "cheapest"))
+# Failed constraint (the evaluator's paper name) -> the checks that prevent it.
+FIXES: dict[str, tuple[Check, ...]] = {
+    "Minimum Nights Stay": (Check("accommodation", "minimum nights"),),
+    "Room Rule": (Check("accommodation", "house rule"),),
+    "Room Type": (Check("accommodation", "room type"),),
+    "Cuisine": (Check("restaurant", "cuisine"),),
+    "Transportation": (Check("transportation", "rule"),),
+    "Non-conf. Transportation": (Check("transportation", "same mode"),),
+    "Diverse Restaurants": (Check("restaurant", "not visited"),),
+    "Diverse Attractions": (Check("attraction", "not visited"),),
+    "Reasonable City Route": (Check("city", "reachable"),),
+    "Budget": CHEAPEST + (Check("accommodation", "occupancy"),),
+}
+
+
+def fixes_for(constraint: str, reason: str | None) -> tuple[Check, ...]:
+    """The checks that would have prevented one failed constraint."""
+    if constraint == "Complete Information":
+        # A leg without transport, or too few cities: the route was not reachable.
+        text = (reason or "").lower()
+        if "transportation" in text or "city number" in text:
+            return (Check("city", "reachable"), Check("transportation", "same mode"))
+        return ()
+    return FIXES.get(constraint, ())
+
+
+def insert_check(script: Sequence[str], check: Check) -> list[str]:
+    """The script with ``check`` after the last search it reads (appended with one if none)."""
+    lines = list(script)
+    tools = KIND_TOOLS[check.kind]
+    anchor = None
+    for i, line in enumerate(lines):
+        if tool_of(line) in tools:
+            anchor = i
+    if anchor is None:
+        # Before the final Planner step, if any.
+        end = len(lines) - 1 if lines and tool_of(lines[-1]) == "Planner" else len(lines)
+        return [*lines[:end], f"{KIND_TOOL[check.kind]}[{{city}}]", check.line, *lines[end:]]
+    # After the checks already attached to that search.
+    at = anchor + 1
+    while at < len(lines) and parse_check(lines[at]) is not None:
+        at += 1
+    return [*lines[:at], check.line, *lines[at:]]
+
+
+class TravelAdjuster:
+    """Revise a followed procedure from the constraints its run failed."""
+
+    def revise(self, procedure: Procedure, failed: Trajectory) -> Procedure | None:
+        failures = failed.metadata.get("failures") or []
+        lines = procedure_lines(procedure)
+        present = {c for line in lines if (c := parse_check(line))}
+        ab = travel_abstraction()
+        script = list(procedure.script) or [s.action for s in procedure.steps if not ab.is_noop(s)]
+        notes = list(procedure.notes)
+        added: list[Check] = []
+        for failure in failures:
+            name, reason = str(failure.get("constraint", "")), failure.get("reason")
+            new = [c for c in fixes_for(name, reason) if c not in present and c not in added]
+            for check in new:
+                script = insert_check(script, check)
+            added += new
+            if new:
+                notes.append(f"{name} failed ({str(reason or '')[:90]}): added "
+                             + ", ".join(c.line for c in new))
+        if not added:
+            # Nothing this adjuster can teach; repeated failures retire it by deprecation.
+            return None
+        checks = sorted({*(c.line for c in present), *(c.line for c in added)})
+        return next_version(procedure, failed, script=script,
+                            notes=list(dict.fromkeys(notes))[-MAX_NOTES:],
+                            extra={**procedure.extra, "checks": checks})
+
+
+def travel_memory(location: str | Path, *, build: str = "proceduralization", retrieve: str = "avefact",
+                  update: str = "adjustment", embedder: Embedder | None = None, k: int = 3,
+                  seed: int = 0, **options) -> Memory:
+    """A Memory with TravelPlanner's script abstraction and the evaluator-driven adjuster."""
+    return Memory.open(location, namespace=options.pop("namespace", "travelplanner"), build=build,
+                       retrieve=retrieve, update=update, embedder=embedder, k=k, seed=seed,
+                       abstraction=travel_abstraction(), adjuster=TravelAdjuster(), **options)

@@ -41,7 +41,7 @@ from memp.types import RetrievalHit, Trajectory
 
 FAMILIES = (("flight", "taxi"), ("self-driving",))  # modes that may share one trip
 PER_CAR = {"taxi": 4, "self-driving": 5}
-MAX_ROUTE_PROBES = 40  # tool calls spent looking for a reachable city sequence
+MAX_ROUTE_PROBES = 60  # tool calls spent looking for a reachable city sequence
 MEALS = ("breakfast", "lunch", "dinner")
 
 
@@ -113,6 +113,13 @@ class OfflineTravelPlanner:
             observation, *_ = ep.env.step(f"CitySearch[{q.dest}]")
             candidates = [c for c in parse_cities(observation) if c != q.org]
             cities = candidates[:k]
+            if ep.has("city", "has venues") and not ep.has("city", "reachable"):
+                # In list order, only until k cities pass (the reachable search checks lazily).
+                kept: list[str] = []
+                for city in candidates:
+                    if len(kept) < k and self._has_venues(ep, city):
+                        kept.append(city)
+                cities = kept or cities
             if ep.has("city", "reachable"):
                 found = self._reachable_sequence(ep, candidates, k)
                 if found:
@@ -123,6 +130,16 @@ class OfflineTravelPlanner:
         stops = [q.org, *cities, q.org]
         days = self._leg_days(q, len(cities))
         return cities, self._transport(ep, stops, days)
+
+    def _has_venues(self, ep: _Episode, city: str) -> bool:
+        found = all(self._search(ep, tool, city)
+                    for tool in ("AttractionSearch", "AccommodationSearch", "RestaurantSearch"))
+        if not found:
+            ep.note(Check("city", "has venues"), f"{city} skipped: a search found nothing")
+        return found
+
+    def _venues_ok(self, ep: _Episode, city: str) -> bool:
+        return not ep.has("city", "has venues") or self._has_venues(ep, city)
 
     @staticmethod
     def _leg_days(q: TravelQuery, k: int) -> list[int]:
@@ -244,7 +261,7 @@ class OfflineTravelPlanner:
                     yield seq
                 return
             for city in candidates:
-                if city in seq:
+                if city in seq or not self._venues_ok(ep, city):
                     continue
                 if self._leg(ep, here, city, days[len(seq)], modes):
                     yield from extend([*seq, city], modes)

@@ -51,6 +51,8 @@ def fixes_for(constraint: str, reason: str | None) -> tuple[Check, ...]:
         text = (reason or "").lower()
         if "transportation" in text or "city number" in text:
             return (Check("city", "reachable"), Check("transportation", "same mode"))
+        if any(f"no {what}" in text for what in ("attaction", "attraction", "meal", "accommodation")):
+            return (Check("city", "has venues"),)
         return ()
     return FIXES.get(constraint, ())
 

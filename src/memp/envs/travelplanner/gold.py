@@ -91,6 +91,10 @@ def gold_trajectory(query: TravelQuery, plan: Sequence[dict[str, Any]], db: Data
     cities = list(dict.fromkeys(leg.dest for leg in legs[:-1]))
     if query.visiting_city_number > 1:
         env.step(f"CitySearch[{query.dest}]")
+        listed = db.state_cities.get(query.dest, [])
+        if any(not _venues(db, c) for c in listed):
+            env.note(Check("city", "has venues").line,
+                     f"kept {sum(_venues(db, c) for c in listed)} of {len(listed)} cities")
         env.note(Check("city", "reachable").line,
                  f"visiting {', '.join(cities)}: every leg has transport")
     _transport(env, query, legs, db)
@@ -102,6 +106,11 @@ def gold_trajectory(query: TravelQuery, plan: Sequence[dict[str, Any]], db: Data
     env.note(f"Planner[{query.query or query.dest}]",
              "; ".join(f"day {u.get('days')}: {u.get('current_city')}" for u in plan))
     return env.submit(plan, agent=agent)
+
+
+def _venues(db: Database, city: str) -> bool:
+    return bool(db.accommodations_by_city.get(city) and db.restaurants_by_city.get(city)
+                and db.attractions_by_city.get(city))
 
 
 def _transport(env: TravelEnv, q: TravelQuery, legs: list[_Leg], db: Database) -> None:

@@ -64,6 +64,7 @@ class Check:
 # applies only those its procedures name.
 CHECKS: dict[Check, str] = {
     Check("city", "reachable"): "visit only cities every leg of the route can reach",
+    Check("city", "has venues"): "visit only cities whose searches list stays, restaurants and attractions",
     Check("transportation", "same mode"): "self-driving for every leg, or flights and taxis only",
     Check("transportation", "rule"): "respect the query's transportation rule (no flight / no self-driving)",
     Check("transportation", "cheapest"): "for each leg, the cheapest usable mode for the party",

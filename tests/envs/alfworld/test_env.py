@@ -143,3 +143,23 @@ def test_official_game_accepts_both_spellings(official_root: Path) -> None:
     for action in plan:
         obs, reward, done, info = env.step(action.replace(" in/on ", " to ").replace("put ", "move ", 1))
     assert info["won"] and reward == 1.0
+
+
+def test_reset_after_play_is_the_engines_fresh_start(generated: list[Path]) -> None:
+    """reset() restores the saved initial state; it must match a fresh load, step for step."""
+    game = generated[3]
+    walkthrough = json.loads((game / "game.tw-pddl").read_text())["walkthrough"]
+
+    def play(env: AlfworldEnv) -> list[tuple[str, list[str]]]:
+        obs, info = env.reset()
+        trace = [(obs, info["admissible_commands"])]
+        for action in walkthrough:
+            obs, _, done, info = env.step(action)
+            trace.append((obs, info["admissible_commands"]))
+        assert info["won"]
+        return trace
+
+    reused = AlfworldEnv(game, max_steps=100)
+    first = play(reused)
+    assert play(reused) == first and play(reused) == first
+    assert play(AlfworldEnv(game, max_steps=100)) == first

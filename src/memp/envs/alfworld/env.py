@@ -8,6 +8,7 @@ step; facts (hidden state) are off unless an expert needs them.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -107,6 +108,30 @@ class _CachedCommandGrammar:
         return getattr(self._grammar, name)
 
 
+class _InitialState:
+    """A game's initial state, restorable without parsing the PDDL problem again.
+
+    TextWorld's reset re-translates the whole problem with Fast Downward (twice: once for play,
+    once for replanning), over a second per reset. The translation of one problem never changes, so
+    the translated tasks are kept: restoring reloads them into the planner library and puts back
+    a copy of the initial facts.
+    """
+
+    _MUTABLE = ("_facts", "_vars_by_name", "_vars_by_type", "_var_counts")
+
+    def __init__(self, pddl_state: Any) -> None:
+        self._state = pddl_state
+        self._saved = {k: copy.deepcopy(getattr(pddl_state, k)) for k in self._MUTABLE}
+
+    def restore(self) -> Any:
+        state = copy.copy(self._state)
+        for key, value in self._saved.items():
+            setattr(state, key, copy.deepcopy(value))
+        state.downward_lib.load_sas(state.sas.encode("utf-8"))
+        state.downward_lib.load_sas_replan(state.sas_replan.encode("utf-8"))
+        return state
+
+
 class AlfworldEnv:
     """One ALFWorld game on the official engine, with a step limit.
 
@@ -135,7 +160,7 @@ class AlfworldEnv:
         infos = textworld.EnvInfos(won=True, admissible_commands=True, facts=facts)
         self._inner = pddl_env(infos)
         self._env = demangler(self._inner, shuffle=False)
-        self._pristine: Any = None  # the state built by load(), reused by the first reset()
+        self._initial: _InitialState | None = None  # the game's start, restored by reset()
         self.game_path: Path | None = None
         self.task = ""
         self.task_type: str | None = None
@@ -163,7 +188,7 @@ class AlfworldEnv:
             ) from None
         if self.cache_commands:
             self._inner._logic.grammar = _CachedCommandGrammar(self._inner._logic.grammar)
-        self._pristine = self._inner._pddl_state
+        self._initial = None
         self.game_path = path
         self.style = grammar_style(data["grammar"])
         traj = read_traj_data(path) or {}
@@ -190,12 +215,11 @@ class AlfworldEnv:
         """Start the game over; returns the intro text (rooms and task) and the info dict."""
         if self.game_path is None:
             raise GameFileError("no game loaded; pass game_path or call load() first")
-        if self._pristine is not None:
-            # load() already parsed the problem; re-parsing it would double the reset time.
-            self._state = self._reset_from(self._pristine)
-            self._pristine = None
-        else:
-            self._state = self._env.reset()
+        if self._initial is None:
+            # Only the first reset after load() finds no saved initial state; the state that
+            # load() parsed is still pristine, so it is snapshotted instead of parsed again.
+            self._initial = _InitialState(self._inner._pddl_state)
+        self._state = self._reset_from(self._initial.restore())
         obs = self._state.feedback
         self.task = normalise_task_text(obs) if "your task is to:" in obs.lower() else ""
         self.goal = parse_goal(self.task)

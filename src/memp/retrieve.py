@@ -20,7 +20,7 @@ from typing import Protocol
 from memp._errors import InvalidInputError, UnknownStrategyError
 from memp.embed import Embedder
 from memp.keywords import KeywordExtractor, RuleKeywordExtractor
-from memp.store.base import Ref, Store
+from memp.store.base import Ref, Store, nearest
 from memp.types import RetrievalHit, Task
 
 
@@ -64,7 +64,7 @@ class QueryRetriever:
 
     def scored(self, task: Task, store: Store, namespace: str, k: int) -> list[tuple[Ref, float]]:
         query = self.embedder.embed([task.text])[0]
-        top = store.vectors(namespace, "key").top(query, _check_k(k))
+        top = nearest(store, namespace, query, _check_k(k))
         return [(ref, s) for ref, s in top if self.min_score is None or s >= self.min_score]
 
     def retrieve(self, task: Task, store: Store, namespace: str, k: int) -> list[RetrievalHit]:

@@ -24,7 +24,7 @@ from memp.build import Abstraction, Builder
 from memp.embed import Embedder, embed_procedure, embed_procedures
 from memp.keywords import KeywordExtractor, RuleKeywordExtractor
 from memp.llm import LLM
-from memp.store.base import Store
+from memp.store.base import Store, nearest
 from memp.types import Procedure, ProcedureStats, RetrievalHit, Trajectory, UpdateReport, utcnow
 
 MAX_NOTES = 6
@@ -251,7 +251,7 @@ class _BaseUpdater:
             report.added.append(procedure.ref)
 
     def _duplicate(self, store: Store, namespace: str, procedure: Procedure) -> tuple[Procedure, float] | None:
-        for ref, score in store.vectors(namespace, "key").top(procedure.embedding, 5):
+        for ref, score in nearest(store, namespace, procedure.embedding, 5):
             if score < self.dedup_threshold:
                 break
             head = store.get(namespace, *ref)

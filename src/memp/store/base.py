@@ -55,6 +55,15 @@ class VectorTable:
         return [(self.refs[i], float(scores[i])) for i in idx]
 
 
+def nearest(store: Store, namespace: str, query: Any, k: int) -> list[tuple[Ref, float]]:
+    """Top-k active heads by key similarity: the store's own ``search`` when it has one (an index
+    in the database, or an ANN graph), else an exact scan of ``vectors``."""
+    search = getattr(store, "search", None)
+    if search is not None:
+        return search(namespace, query, k)
+    return store.vectors(namespace, "key").top(query, k)
+
+
 class Store(Protocol):
     """What the rest of memp needs from a backend."""
 

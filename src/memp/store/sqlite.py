@@ -83,8 +83,15 @@ def _unblob(blob: bytes) -> np.ndarray:
 class SQLiteStore:
     """A Store in one SQLite file (or ':memory:')."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0,
+                 ann: bool | dict[str, Any] = False) -> None:
+        """``ann=True`` (or a dict of HNSWIndex options) makes ``search`` use an HNSW index."""
         self.path = str(path)
+        self._ann = None
+        if ann:
+            from memp.store.ann import ANNSearch
+
+            self._ann = ANNSearch(**(ann if isinstance(ann, dict) else {}))
         if self.path != ":memory:":
             p = Path(self.path)
             if p.is_dir():
@@ -331,6 +338,12 @@ class SQLiteStore:
         table = VectorTable(refs, matrix)
         self._cache[(namespace, field)] = (gen, table)
         return table
+
+    def search(self, namespace: str, query_vector: Any, k: int) -> list[tuple[Ref, float]]:
+        """Top-k active heads by key similarity: an exact scan, or the HNSW index if enabled."""
+        if self._ann is not None:
+            return self._ann.search(self, namespace, query_vector, k)
+        return self.vectors(namespace, "key").top(query_vector, k)
 
     def ids_with_prefix(self, namespace: str, prefix: str, limit: int = 2) -> list[str]:
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -6,6 +6,7 @@ on TCP). Each test gets a database of its own, ``test_<uuid>``, dropped afterwar
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -13,11 +14,14 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory) -> Iterator[str]:
+def pg_server() -> Iterator[str]:
     """The admin URL of a PostgreSQL server that lives for the whole session."""
     pgserver = pytest.importorskip("pgserver", reason="PostgreSQL tests need the 'postgres' extra")
     pytest.importorskip("psycopg", reason="PostgreSQL tests need the 'postgres' extra")
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    # Not under pytest's tmp_path: concurrent pytest runs prune old basetemp folders, which would
+    # delete the data directory and socket of a server still in use.
+    data = tempfile.mkdtemp(prefix="memp-pg-")
+    server = pgserver.get_server(data, cleanup_mode="delete")
     yield server.get_uri()
     server.cleanup()
 

@@ -1,0 +1,40 @@
+"""The HNSW index of the embedded store: agrees with the exact scan and follows every write."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("hnswlib", reason="the ANN index needs hnswlib (the 'bench' extra)")
+
+from memp import Memory  # noqa: E402
+from memp.embed import HashingEmbedder  # noqa: E402
+from memp.store.sqlite import SQLiteStore  # noqa: E402
+from tests.store.contract import EMB, make_procedure  # noqa: E402
+
+
+def test_ann_search_matches_exact_and_follows_writes(tmp_path):
+    store = SQLiteStore(tmp_path / "m.db", ann=True)
+    procs = [make_procedure(f"{verb} the {obj} in room {i}") for i, (verb, obj) in enumerate(
+        (v, o) for v in ("heat", "cool", "clean", "put") for o in ("egg", "mug", "apple", "plate", "cup"))]
+    for p in procs:
+        store.put(p)
+    query = EMB.embed(["cool the mug"])[0]
+    exact = store.vectors("default").top(query, 5)
+    got = store.search("default", query, 5)
+    assert [r for r, _ in got] == [r for r, _ in exact]
+    assert [s for _, s in got] == pytest.approx([s for _, s in exact], abs=1e-5)
+    # A deprecation and a new version reach the index without a rebuild.
+    top = exact[0][0][0]
+    store.set_status("default", top, "deprecated", reason="test")
+    assert top not in [r[0] for r, _ in store.search("default", query, 5)]
+    extra = make_procedure("cool the mug quickly")
+    store.put(extra)
+    assert store.search("default", query, 1)[0][0] == (extra.id, 1)
+    assert store.search("empty-namespace", query, 3) == []
+    store.close()
+
+
+def test_memory_retrieves_through_the_index(tmp_path, apple_run):
+    with Memory(SQLiteStore(tmp_path / "m.db", ann=True), embedder=HashingEmbedder()) as mem:
+        added = mem.add(apple_run).added
+        assert [h.procedure.ref for h in mem.retrieve("put a clean apple in fridge", k=3)] == added

@@ -125,3 +125,18 @@ def test_concurrent_processes_lose_no_increment(pg_url):
         assert (stats.uses, stats.successes) == (160, 80)
         assert sum(1 for e in s.events("default", p.id) if e.kind == "used") == 160
         assert s.generation() == gen + 160
+
+
+def test_nul_characters_round_trip_in_bodies_and_are_refused_in_ids(store):
+    from memp import InvalidInputError
+    from memp.types import Step, Task, Trajectory
+
+    t = Trajectory(task=Task(text="a\x00b"), steps=[Step(action="x", observation="nul \x00 here")])
+    store.add_trajectory("default", t)
+    assert store.get_trajectory("default", t.id) == t
+    with pytest.raises(InvalidInputError, match="NUL"):
+        store.add_trajectory("default", Trajectory(id="bad\x00id", task=Task(text="t")))
+    gen = store.generation()
+    with pytest.raises(InvalidInputError):
+        store.put(make_procedure("x y", task_type="bad\x00type"))
+    assert store.count("default") == 0 and store.generation() == gen

@@ -9,6 +9,8 @@ same, checked by the same contract tests:
   holds across machines without retry loops, and no two transactions can deadlock on it.
 - Statistics change with ``UPDATE … SET uses = uses + 1`` inside the database: no increment is
   lost however many processes count at once.
+- JSON bodies are TEXT, not JSONB: JSONB refuses the escaped NUL character (``\\u0000``) that
+  agents' observations sometimes carry, and memp never queries inside a body.
 - Key embeddings sit in a ``vector`` column. pgvector's HNSW indexes need a fixed dimension, while
   memp allows any embedder, so each dimension seen gets its own partial expression index over the
   active heads (``embedding::vector(384)`` … ``WHERE dim = 384 AND is_head AND status='active'``),
@@ -61,7 +63,7 @@ MIGRATIONS: list[str] = [
         task_type TEXT,
         uses INTEGER NOT NULL DEFAULT 0,
         successes INTEGER NOT NULL DEFAULT 0,
-        body JSONB NOT NULL,
+        body TEXT NOT NULL,
         embedding vector,
         dim INTEGER,
         updated_at TIMESTAMPTZ NOT NULL,
@@ -75,13 +77,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX memp_keyword_vectors_field ON memp_keyword_vectors (namespace, field);
     CREATE TABLE memp_trajectories (
-        namespace TEXT NOT NULL, id TEXT NOT NULL, body JSONB NOT NULL,
+        namespace TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
         PRIMARY KEY (namespace, id)
     );
     CREATE TABLE memp_events (
         seq BIGSERIAL PRIMARY KEY,
         namespace TEXT NOT NULL, procedure_id TEXT NOT NULL, version INTEGER NOT NULL,
-        kind TEXT NOT NULL, trajectory_id TEXT, detail JSONB NOT NULL, at TIMESTAMPTZ NOT NULL
+        kind TEXT NOT NULL, trajectory_id TEXT, detail TEXT NOT NULL, at TIMESTAMPTZ NOT NULL
     );
     CREATE INDEX memp_events_procedure ON memp_events (namespace, procedure_id, seq);
     INSERT INTO memp_meta VALUES ('generation', 0);
@@ -157,10 +159,17 @@ class PostgresStore:
     def _write(self) -> Iterator[psycopg.Connection]:
         """One transaction that starts by bumping the generation, which serialises writers."""
         with self._lock:
-            self._new_dims: set[int] = set()
-            with self._db.transaction():
-                self._db.execute("UPDATE memp_meta SET value = value + 1 WHERE key='generation'")
-                yield self._db
+            self._new_dims = set()
+            try:
+                with self._db.transaction():
+                    self._db.execute("UPDATE memp_meta SET value = value + 1 WHERE key='generation'")
+                    yield self._db
+            except psycopg.errors.DataError as err:
+                # e.g. a NUL character in an id: PostgreSQL text cannot hold it; nothing was written.
+                raise InvalidInputError(
+                    f"PostgreSQL refused a value ({str(err).strip()}); remove NUL characters from "
+                    "ids, task types and other short fields"
+                ) from None
             # Only a committed CREATE INDEX counts; a rolled-back one is retried on the next write.
             self._indexed_dims |= self._new_dims
 
@@ -202,7 +211,7 @@ class PostgresStore:
 
     def _to_procedure(self, row: tuple, with_vectors: bool = True) -> Procedure:
         namespace, pid, version, _head, status, uses, successes, body, embedding = row
-        data = dict(body)
+        data = json.loads(body)
         data.update(namespace=namespace, id=pid, version=version, status=status,
                     stats={"uses": uses, "successes": successes})
         if with_vectors:
@@ -412,7 +421,7 @@ class PostgresStore:
         with self._write() as db:
             # Read inside the transaction: the evidence must be the counts this change replaces.
             row = self._head_row(namespace, procedure_id, db, lock=True)
-            version, old_status, uses, successes, body = row[2], row[4], row[5], row[6], dict(row[7])
+            version, old_status, uses, successes, body = row[2], row[4], row[5], row[6], json.loads(row[7])
             if old_status == status:
                 raise InvalidInputError(f"procedure {procedure_id} is already {status}")
             evidence = {"reason": reason, "uses": uses, "successes": successes, **(detail or {})}
@@ -434,7 +443,7 @@ class PostgresStore:
                          *, similarity: float) -> Procedure:
         with self._write() as db:
             row = self._head_row(namespace, procedure_id, db, lock=True)
-            body = dict(row[7])
+            body = json.loads(row[7])
             prov = body["provenance"]
             if trajectory.id not in prov["trajectory_ids"]:
                 prov["trajectory_ids"].append(trajectory.id)
@@ -466,7 +475,7 @@ class PostgresStore:
                           (namespace, trajectory_id))
         if not rows:
             raise ProcedureNotFoundError(f"no trajectory {trajectory_id!r} in namespace {namespace!r}")
-        return Trajectory.model_validate(rows[0][0])
+        return Trajectory.model_validate_json(rows[0][0])
 
     def events(self, namespace: str, procedure_id: str | None = None) -> list[Event]:
         query = ("SELECT seq, namespace, procedure_id, version, kind, trajectory_id, detail, at "
@@ -477,7 +486,7 @@ class PostgresStore:
             params.append(procedure_id)
         rows = self._read(query + " ORDER BY seq", params)
         return [Event(seq=r[0], namespace=r[1], procedure_id=r[2], version=r[3], kind=r[4],
-                      trajectory_id=r[5], detail=r[6], at=r[7]) for r in rows]
+                      trajectory_id=r[5], detail=json.loads(r[6]), at=r[7]) for r in rows]
 
     def namespaces(self) -> list[str]:
         rows = self._read("SELECT DISTINCT namespace FROM memp_procedures UNION "
@@ -492,7 +501,7 @@ class PostgresStore:
         for ns in spaces:
             for (body,) in self._read(
                     "SELECT body FROM memp_trajectories WHERE namespace=%s ORDER BY id", (ns,)):
-                yield {"type": "trajectory", "namespace": ns, "trajectory": body}
+                yield {"type": "trajectory", "namespace": ns, "trajectory": json.loads(body)}
             for row in self._read(_SELECT + " WHERE namespace=%s ORDER BY id, version", (ns,)):
                 p = self._to_procedure(row)
                 yield {"type": "procedure", "head": bool(row[3]), "procedure": p.model_dump(mode="json")}

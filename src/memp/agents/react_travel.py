@@ -64,18 +64,18 @@ def parse_react(reply: str) -> tuple[str | None, str | None]:
     thought = thought_match.group(1).strip(" *_`\t") or None if thought_match else None
     action = None
     line = _ACTION.search(text)
+    start = line.start() if line else len(text)
     if line:
-        rest = text[line.start(1):]
-        call = _CALL.search(rest.strip().strip("`'\""))
+        call = _CALL.search(text[line.start(1):].strip().strip("`'\""))
         if call:
             action = _canonical(call.group(1), call.group(2))
     if action is None:
-        call = _ANY_CALL.search(text)
-        if call:
-            action = _canonical(call.group(1), call.group(2))
+        bare = _ANY_CALL.search(text)
+        if bare:
+            action = _canonical(bare.group(1), bare.group(2))
+            start = min(start, bare.start())
     if thought is None:
-        before = text[: line.start()] if line else ""
-        thought = before.strip() or None
+        thought = text[:start].strip() or None
     return thought, action
 
 
@@ -101,12 +101,16 @@ class _Planning:
 
     llm: LLM
     max_reference_chars: int
+    plan_max_tokens: int | None = 2048
+    plan_reasks: int = 1
 
     def _write_plan(self, query: TravelQuery, reference: str, procedures: str) -> tuple[Any, str | None]:
         messages = prompts.render("travel_plan", reference=_cut(reference, self.max_reference_chars),
                                   query=query.query, procedures=procedures)
         try:
-            return complete_json(self.llm, messages, validate=_validate_plan), None
+            plan = complete_json(self.llm, messages, validate=_validate_plan,
+                                 max_tokens=self.plan_max_tokens, reasks=self.plan_reasks)
+            return plan, None
         except LLMOutputError as err:
             return None, f"no plan: {err}"
 

@@ -1,0 +1,402 @@
+"""An LLM-free ALFWorld agent that acts only on what it observes.
+
+It reads the observation text and the admissible commands, never the game's hidden state, and
+has no built-in knowledge of ALFWorld's task types: it does not know that heating needs a
+microwave or where apples are kept. From the task sentence it reads only the slots the sentence
+names (object, target, tool, and "two").
+
+Without memory it explores: it visits places in a seeded order, opens what is closed, takes the
+object when it sees it, puts it at the target, and when that does not win, carries the object
+around trying whatever each place offers to do with it.
+
+With memory it follows the top retrieved procedure:
+- a *script* (script or proceduralization memory) is a list of abstract actions, bound to the
+  current task's object and target and executed wherever the world allows them;
+- a *trajectory* (trajectory memory) is replayed step by step with the entities swapped;
+and all retrieved procedures tell it where to look first: the kinds of place where the object
+was found, minus the places that adjustment recorded as searched in vain. When the procedure
+runs out or a step cannot be done, the agent falls back to exploring.
+
+The policy is a generator: it yields an action and receives the observation, which keeps each
+behaviour (go somewhere, find and take, do something somewhere) a short readable function.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+from memp.build import Abstraction
+from memp.envs.alfworld.grammar import canonical_action
+from memp.types import Procedure, RetrievalHit, Step, Task, Trajectory, utcnow
+
+ENTITY = re.compile(r"\b([a-z]+) (\d+)\b")
+SEE = re.compile(r"you see (.*?)(?:\.|$)", re.IGNORECASE)
+PICKED = re.compile(r"you pick up the ([a-z]+ \d+)", re.IGNORECASE)
+PLACED = re.compile(r"you (?:put|move) the ([a-z]+ \d+) (?:in/on|to) the ([a-z]+ \d+)", re.IGNORECASE)
+NOTHING = "nothing happens"
+# Verbs every household game has for moving around and moving things; anything else that
+# mentions the held object is something the place offers to *do* to it.
+BASIC_VERBS = {"go", "open", "close", "take", "put", "move", "examine", "look", "inventory", "help"}
+
+Policy = Generator[str, str, bool]
+
+
+def place_type(entity: str) -> str:
+    return entity.rsplit(" ", 1)[0] if ENTITY.fullmatch(entity) else entity
+
+
+def norm(action: str) -> str:
+    """Canonical spelling without instance numbers: how a remembered action is matched."""
+    return re.sub(r" \d+\b", "", canonical_action(action))
+
+
+@dataclass
+class Plan:
+    """What memory says about the current task."""
+
+    lines: list[str]
+    search: list[str]  # place types where such objects were found, most promising first
+    avoid: Counter = field(default_factory=Counter)
+    followed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class World:
+    """Everything the agent knows, all of it read from observations."""
+
+    goal: dict[str, str]
+    places: list[str]
+    admissible: list[str]
+    location: str | None = None
+    holding: str | None = None
+    contents: dict[str, set[str]] = field(default_factory=dict)
+    visited: set[str] = field(default_factory=set)
+    placed: set[str] = field(default_factory=set)
+    tried: set[tuple[str, str]] = field(default_factory=set)
+    won: bool = False
+
+    @property
+    def obj(self) -> str:
+        return self.goal.get("object", "")
+
+    @property
+    def target(self) -> str | None:
+        return self.goal.get("target")
+
+    def holds_goal_object(self) -> bool:
+        return self.holding is not None and place_type(self.holding) == self.obj
+
+    def observe(self, action: str, obs: str, info: dict[str, Any]) -> None:
+        self.admissible = list(info.get("admissible_commands", self.admissible))
+        self.won = self.won or bool(info.get("won"))
+        text = obs.strip()
+        if text.lower().startswith(NOTHING):
+            return
+        if action.startswith("go to "):
+            self.location = action[6:]
+        if self.location and (seen := SEE.search(text)):
+            self.contents[self.location] = {" ".join(m) for m in ENTITY.findall(seen.group(1))}
+            self.visited.add(self.location)
+        if m := PICKED.search(text):
+            self.holding = m.group(1)
+            for items in self.contents.values():
+                items.discard(m.group(1))
+        if m := PLACED.search(text):
+            self.holding = None
+            self.contents.setdefault(m.group(2), set()).add(m.group(1))
+            if place_type(m.group(2)) == self.target and place_type(m.group(1)) == self.obj:
+                self.placed.add(m.group(1))
+
+
+class OfflineAlfworldAgent:
+    """See the module docstring. ``run(env, memory)`` plays one episode."""
+
+    name = "offline-alfworld"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.abstraction = Abstraction()
+
+    # --- the episode ------------------------------------------------------------------------
+
+    def run(self, env, memory: list[RetrievalHit] | None = None) -> Trajectory:
+        started = utcnow()
+        obs, info = env.reset()
+        task = info.get("task", "")
+        goal = dict(info.get("goal") or {})
+        world = World(goal=goal, places=self._places(obs, info), admissible=info.get("admissible_commands", []))
+        plan = self.plan(memory, goal) if memory else None
+        policy = self._policy(world, plan)
+        steps: list[Step] = []
+        done, reward, error = False, 0.0, None
+        try:
+            action = next(policy)
+            while not done:
+                obs, reward, done, info = env.step(action)
+                steps.append(Step(action=action, observation=obs))
+                world.observe(action, obs, info)
+                if done:
+                    break
+                action = policy.send(obs)
+        except StopIteration:
+            pass  # the policy has nothing left to try; the episode ends short of the limit
+        except Exception as err:  # an engine failure is recorded in the trajectory, not raised
+            error = f"{type(err).__name__}: {err}"
+        return Trajectory(
+            task=Task(text=task or "unknown task", type=info.get("task_type"), keywords=goal, env="alfworld"),
+            steps=steps, reward=float(reward), success=bool(world.won), agent=self.name,
+            started_at=started, finished_at=utcnow(), error=error,
+            metadata={"seed": self.seed, "followed": plan.followed if plan else [],
+                      "game": info.get("game_path")},
+        )
+
+    def _places(self, obs: str, info: dict[str, Any]) -> list[str]:
+        places = [c[6:] for c in info.get("admissible_commands", []) if c.startswith("go to ")]
+        if not places:
+            seen = SEE.search(obs)
+            places = [" ".join(m) for m in ENTITY.findall(seen.group(1))] if seen else []
+        random.Random(self.seed).shuffle(places)
+        return places
+
+    # --- reading memory ---------------------------------------------------------------------
+
+    def plan(self, hits: list[RetrievalHit], goal: dict[str, str]) -> Plan | None:
+        current = {k: goal[k] for k in ("object", "target", "tool") if k in goal}
+        top = self._closest(hits, goal).procedure
+        if top.builder == "trajectory" or not top.script:
+            lines = self._replay_lines(top, current)
+        else:
+            lines = [self.abstraction.instantiate(line, current) for line in top.script]
+            lines = [line for line in lines if "{" not in line]
+        search: list[str] = []
+        avoid: Counter = Counter()
+        for hit in hits:
+            for kind in self._found_at(hit.procedure):
+                if kind not in search:
+                    search.append(kind)
+            avoid.update(hit.procedure.extra.get("searched_in_vain", {}))
+        if not lines:
+            return None
+        return Plan(lines=lines, search=search, avoid=avoid, followed=[top.ref])
+
+    def _closest(self, hits: list[RetrievalHit], goal: dict[str, str]) -> RetrievalHit:
+        """The hit whose remembered task says most of what ours says (ties: retrieval order)."""
+        def agreement(hit: RetrievalHit) -> int:
+            kw = hit.procedure.keywords
+            # What is to be done counts more than what it is done to.
+            return sum(2 if k in ("action", "modifier") else 1 for k, v in goal.items() if kw.get(k) == v)
+        return max(hits, key=agreement)
+
+    def _replay_lines(self, procedure: Procedure, current: dict[str, str]) -> list[str]:
+        """The remembered run's actions, concrete, with its entities swapped for ours."""
+        lines = []
+        for step in procedure.steps:
+            if self.abstraction.is_noop(step) or self.abstraction.verb(step.action) in self.abstraction.info_verbs:
+                continue
+            action = step.action
+            for var, value in procedure.bindings.items():
+                if var in current:
+                    action = re.sub(rf"\b{re.escape(value)}\b", current[var], action)
+            lines.append(action)
+        return lines
+
+    def _found_at(self, procedure: Procedure) -> list[str]:
+        """Kinds of place where the remembered object was taken from, then where it was seen."""
+        kinds = []
+        for line in procedure.script:
+            m = re.match(r"take \{object\} from ([a-z]+)", line)
+            if m:
+                kinds.append(m.group(1))
+        obj = procedure.bindings.get("object")
+        location = None
+        for step in procedure.steps:
+            if step.action.startswith("go to "):
+                location = place_type(step.action[6:])
+            if obj and location and re.search(rf"\b{obj} \d+", step.observation) and location not in kinds:
+                kinds.append(location)
+        return kinds
+
+    # --- behaviours -------------------------------------------------------------------------
+
+    def _policy(self, world: World, plan: Plan | None) -> Policy:
+        if plan is not None:
+            finished = yield from self._follow(world, plan)
+            if finished or world.won:
+                return True
+        return (yield from self._explore(world, plan))
+
+    def _goto(self, world: World, place: str) -> Policy:
+        if world.location != place:
+            obs = yield f"go to {place}"
+            if NOTHING in obs.lower():
+                return False
+        if f"open {place}" in world.admissible and place not in world.visited:
+            yield f"open {place}"
+        world.visited.add(place)
+        return True
+
+    def _next_place(self, world: World, prefer: list[str], avoid: Counter) -> str | None:
+        for place, items in world.contents.items():
+            if any(place_type(i) == world.obj and i not in world.placed for i in items) and place != world.location:
+                return place
+        fresh = [p for p in world.places if p not in world.visited]
+        ranked = [k for k in prefer if avoid.get(k, 0) == 0] + [k for k in prefer if avoid.get(k, 0) > 0]
+        for kind in ranked:
+            for place in fresh:
+                if place_type(place) == kind:
+                    return place
+        # Unknown kinds first, then the kinds memory found empty.
+        fresh.sort(key=lambda p: avoid.get(place_type(p), 0))
+        return fresh[0] if fresh else None
+
+    def _acquire(self, world: World, prefer: list[str], avoid: Counter) -> Policy:
+        """Find and take an instance of the goal object not already placed."""
+        while not world.holds_goal_object():
+            take = next((c for c in world.admissible
+                         if c.startswith(f"take {world.obj} ") and c.split(" from ")[0][5:] not in world.placed), None)
+            if take:
+                yield take
+                continue
+            if world.holding:  # hands full with something else: put it down here
+                drop = next((c for c in world.admissible if norm(c).startswith(f"move {place_type(world.holding)} to")), None)
+                if drop is None:
+                    return False
+                yield drop
+                continue
+            place = self._next_place(world, prefer, avoid)
+            if place is None:
+                return False
+            yield from self._goto(world, place)
+        return True
+
+    def _place(self, world: World) -> Policy:
+        """Put the held object at (an instance of) the target."""
+        if world.target is None or world.holding is None:
+            return False
+        for place in [p for p in world.places if place_type(p) == world.target]:
+            yield from self._goto(world, place)
+            held = world.holding
+            put = next((c for c in world.admissible if norm(c) == f"move {place_type(held)} to {world.target}"), None)
+            if put:
+                yield put
+                return True
+        return False
+
+    def _do_somewhere(self, world: World, line: str, hint: str | None) -> Policy:
+        """Do a remembered action where the world offers it: here, or at the kind of place it names."""
+        wanted = norm(line)
+        kinds = [w for w in wanted.split()[1:] if any(place_type(p) == w for p in world.places)]
+        if hint:
+            kinds.insert(0, hint)
+        candidates = [p for p in world.places if place_type(p) in kinds] if kinds else list(world.places)
+        for place in [world.location, *candidates]:
+            if place is None:
+                continue
+            if place != world.location:
+                yield from self._goto(world, place)
+            command = next((c for c in world.admissible if norm(c) == wanted), None)
+            if command:
+                obs = yield command
+                return NOTHING not in obs.lower()
+        return False
+
+    def _follow(self, world: World, plan: Plan) -> Policy:
+        hint = None
+        for line in plan.lines:
+            if world.won:
+                return True
+            verb = self.abstraction.verb(line)
+            if verb == "go":
+                place = line[6:]
+                if ENTITY.fullmatch(place) and f"go to {place}" in world.admissible:
+                    yield from self._goto(world, place)
+                else:
+                    hint = place_type(place)
+                continue
+            if verb in ("open", "close"):
+                if line in world.admissible:
+                    yield line
+                continue
+            if verb == "take":
+                if line in world.admissible and world.holding is None:
+                    yield line
+                kinds = [place_type(line.split(" from ")[-1])] if " from " in line else []
+                ok = yield from self._acquire(world, kinds + plan.search, plan.avoid)
+            elif verb in ("put", "move"):
+                ok = yield from self._place(world)
+            else:
+                if world.obj in line and not world.holds_goal_object():
+                    if not (yield from self._acquire(world, plan.search, plan.avoid)):
+                        return False
+                ok = yield from self._do_somewhere(world, line, hint)
+            hint = None
+            if not ok:
+                return False
+        return world.won
+
+    def _explore(self, world: World, plan: Plan | None) -> Policy:
+        prefer = plan.search if plan else []
+        avoid = plan.avoid if plan else Counter()
+        wanted = 2 if world.goal.get("modifier") == "two" else 1
+        fresh = True  # whether the held object may have changed since it was last at the target
+        while not world.won:
+            if len(world.placed) >= wanted:
+                # Everything is at the target, yet the task is not done: the object must be
+                # changed first. Take one back.
+                if not (yield from self._take_back(world)):
+                    return False
+                fresh = False
+            if not world.holds_goal_object():
+                if not (yield from self._acquire(world, prefer, avoid)):
+                    return False
+                fresh = True
+            if world.target and fresh and (yield from self._place(world)):
+                continue
+            if not (yield from self._tour(world, plan)):
+                return False
+            fresh = True
+        return True
+
+    def _take_back(self, world: World) -> Policy:
+        placed = sorted(world.placed)[-1]
+        place = next((p for p, items in world.contents.items() if placed in items), None)
+        if place is None:
+            return False
+        yield from self._goto(world, place)
+        take = next((c for c in world.admissible if c.startswith(f"take {placed} from")), None)
+        if take is None:
+            return False
+        yield take
+        world.placed.discard(placed)
+        return world.holds_goal_object()
+
+    def _tour(self, world: World, plan: Plan | None) -> Policy:
+        """Carry the object around, trying what each place offers to do with it.
+
+        Kinds of place that memory's procedures mention are visited first."""
+        mentioned = set(" ".join(plan.lines).split()) if plan else set()
+        order = sorted(world.places, key=lambda p: place_type(p) not in mentioned)
+        for place in [world.location, *order]:
+            if place is None or world.won:
+                continue
+            if place != world.location:
+                yield from self._goto(world, place)
+            held = world.holding or ""
+            for command in list(world.admissible):
+                verb = command.split(" ", 1)[0]
+                if verb in BASIC_VERBS or (place, command) in world.tried:
+                    continue
+                if held not in command and verb != "use":
+                    continue
+                world.tried.add((place, command))
+                obs = yield command
+                if world.won:
+                    return True
+                if NOTHING not in obs.lower() and world.target:
+                    return True  # something changed: go and try the target again
+        return False

@@ -37,7 +37,7 @@ from memp.envs.travelplanner.generator import generate_queries
 from memp.envs.travelplanner.gold import gold_trajectories
 from memp.envs.travelplanner.queries import TravelQuery, load_queries
 from memp.memory import Memory
-from memp.types import Trajectory
+from memp.types import RetrievalHit, Trajectory
 
 BUILDS = ("trajectory", "script", "proceduralization")
 RETRIEVERS = ("random", "query", "avefact")
@@ -87,13 +87,24 @@ def datasets(cfg: BenchConfig, db: Database) -> dict[str, list[TravelQuery]]:
             "test_generated": test, "validation": validation}
 
 
+def retrieve_stable(memory: Memory, task, k: int) -> list[RetrievalHit]:
+    """The top k hits with ties broken by the procedure's key, not by its random id.
+
+    Several procedures often share a score (the same AveFact keywords, say) and the store orders
+    ties by id, a random uuid; ranking a wider cut by (score, key) makes runs repeatable.
+    """
+    wide = memory.retrieve(task, k=max(8 * k, 24))
+    wide.sort(key=lambda h: (-round(h.score, 6), h.procedure.key, h.procedure.version))
+    return wide[:k]
+
+
 def run_episodes(queries: Sequence[TravelQuery], db: Database, memory: Memory | None = None,
                  *, learn: bool = False) -> list[Trajectory]:
     """One episode per query; with ``learn`` every run updates memory before the next one."""
     agent = OfflineTravelPlanner()
     out = []
     for q in queries:
-        hits = memory.retrieve(task_for(q)) if memory is not None else None
+        hits = retrieve_stable(memory, task_for(q), memory.k) if memory is not None else None
         trajectory = agent.run(TravelEnv(q, db), hits)
         if learn and memory is not None:
             memory.update(trajectory, hits or [])

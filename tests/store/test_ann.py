@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("hnswlib", reason="the ANN index needs hnswlib (the 'bench' extra)")
+pytest.importorskip("hnswlib", reason="the ANN index needs the 'ann' extra")
 
 from memp import Memory  # noqa: E402
 from memp.embed import HashingEmbedder  # noqa: E402

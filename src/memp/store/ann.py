@@ -32,7 +32,7 @@ def _hnswlib():
         import hnswlib
     except ImportError:
         raise StoreError(
-            "the approximate index needs hnswlib: pip install 'memp[bench]' (or hnswlib), "
+            "the approximate index needs hnswlib: pip install 'memp[ann]', "
             "or open the store without ann=True"
         ) from None
     return hnswlib

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from memp import prompts
-from memp._errors import UnknownStrategyError
+from memp._errors import InvalidInputError, UnknownStrategyError
 from memp.build import Abstraction, Builder
 from memp.embed import Embedder, embed_procedure, embed_procedures
 from memp.keywords import KeywordExtractor, RuleKeywordExtractor
@@ -235,8 +235,12 @@ class _BaseUpdater:
         if procedure.version > 1:  # a revision of an existing lineage
             # Its statistics must include the use just recorded for the version it replaces.
             procedure = procedure.model_copy(update={"stats": store.get(namespace, procedure.id).stats})
-            store.put(procedure, event="revised", trajectory_id=trajectory.id,
-                      detail={"parent_version": procedure.parent_version})
+            try:
+                store.put(procedure, event="revised", trajectory_id=trajectory.id,
+                          detail={"parent_version": procedure.parent_version})
+            except InvalidInputError:  # "the next version must be N": the head moved on
+                # Another process revised this lineage since we read it; its version stands.
+                return
             report.revised.append(procedure.ref)
             return
         if procedure.embedding is None or procedure.namespace != namespace:
@@ -265,8 +269,11 @@ class _BaseUpdater:
             if head.status != "active":
                 continue
             if self.deprecation.should_deprecate(head.stats):
-                store.set_status(namespace, head.id, "deprecated",
-                                 reason=self.deprecation.reason(head.stats))
+                try:
+                    store.set_status(namespace, head.id, "deprecated",
+                                     reason=self.deprecation.reason(head.stats))
+                except InvalidInputError:
+                    continue  # another process deprecated it between our read and this write
                 report.deprecated.append(head.ref)
 
 

@@ -28,7 +28,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import memp
@@ -83,6 +83,17 @@ class RetrieveRequest(_Body):
     k: int | None = Field(default=None, ge=0, le=MAX_K, description="How many procedures; default is the service's k.")
     strategy: Literal["query", "avefact", "hybrid", "random"] | None = Field(
         default=None, description="Retrieval strategy; default is the service's.")
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, v: str | Task) -> str | Task:
+        # A bare string must pass Task's checks here, so a blank one is a 422 and not a crash later.
+        if isinstance(v, str):
+            try:
+                return Task(text=v)
+            except ValidationError as err:
+                raise ValueError(err.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        return v
 
 
 class HitOut(BaseModel):
@@ -247,7 +258,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         title="memp",
         version=memp.__version__,
         description="Procedural memory for LLM agents: record runs, retrieve procedures, report outcomes.",
-        responses={code: {"model": ErrorBody} for code in (401, 413, 422, 500, 503)},
+        responses={code: {"model": ErrorBody} for code in (401, 404, 413, 422, 500, 503)},
     )
     app.state.service = service
 

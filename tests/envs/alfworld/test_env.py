@@ -163,3 +163,12 @@ def test_reset_after_play_is_the_engines_fresh_start(generated: list[Path]) -> N
     first = play(reused)
     assert play(reused) == first and play(reused) == first
     assert play(AlfworldEnv(game, max_steps=100)) == first
+
+
+def test_importing_the_engine_leaves_alfworld_data_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from memp.envs.alfworld.env import import_alfworld
+
+    monkeypatch.delenv("ALFWORLD_DATA", raising=False)
+    import_alfworld()
+    AlfworldEnv()
+    assert "ALFWORLD_DATA" not in __import__("os").environ

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,28 @@ DEFAULT_MAX_STEPS = 30
 _GAME_KEYS = ("pddl_domain", "grammar", "pddl_problem")
 
 
+def import_alfworld() -> None:
+    """Import the alfworld package without its side effect on ``ALFWORLD_DATA``.
+
+    ``import alfworld`` sets ``ALFWORLD_DATA`` to a cache folder when it is unset, which would make
+    code that checks the variable believe official data is there; the variable is put back.
+    """
+    before = os.environ.get("ALFWORLD_DATA")
+    try:
+        import alfworld  # noqa: F401
+    except ImportError as err:
+        raise AlfworldNotInstalledError(
+            f"the ALFWorld engine is not installed ({err}); install memp with the extra: "
+            "pip install 'memp[alfworld]'"
+        ) from None
+    finally:
+        if before is None:
+            os.environ.pop("ALFWORLD_DATA", None)
+
+
 def _engine() -> tuple[Any, Any, Any]:
     """Import the engine lazily, so memp works without the `alfworld` extra."""
+    import_alfworld()
     try:
         import textworld
         from alfworld.agents.environment.alfred_tw_env import AlfredDemangler

@@ -39,7 +39,11 @@ SPLITS: tuple[str, ...] = ("train", "seen", "unseen")
 _LAMP_HOLDERS = ("Desk", "SideTable", "Dresser", "Shelf", "CoffeeTable", "DiningTable", "TVStand")
 # Receptacle types with several instances in a kitchen when the openable file has none of them.
 _SYNTH_COUNTS = {"StoveBurner": 4, "Cabinet": 3, "Drawer": 3, "Shelf": 2}
-_MAX_PER_RECEPTACLE = 6
+# How many objects a receptacle holds at the start: appliances hold one thing at most, as in the
+# official games, where microwaves and toasters are nearly always empty.
+_CAPACITY = {"Microwave": 1, "Toaster": 1, "CoffeeMachine": 1, "StoveBurner": 1, "GarbageCan": 2,
+             "SinkBasin": 2, "BathtubBasin": 2}
+_DEFAULT_CAPACITY = 5
 _MAX_INSTANCES = 3  # ALFRED's MAX_NUM_OF_OBJ_INSTANCES
 # Types found in the floor-plan files that ALFRED's constants do not know; skipped.
 _IGNORED_TYPES = {"Faucet", "Lamp", "ShowerCurtain", "ShowerHead"}
@@ -74,6 +78,9 @@ class _Alfred:
 
 @lru_cache(maxsize=1)
 def _alfred() -> _Alfred:
+    from memp.envs.alfworld.env import import_alfworld
+
+    import_alfworld()
     try:
         import alfworld.gen.constants as constants
         import alfworld.gen.goal_library as goal_library
@@ -289,7 +296,7 @@ def _place_objects(scene: _Scene, spec: _TaskSpec, rng: random.Random) -> _Layou
                 return oid
 
     def place(otype: str, holders: Sequence[_Receptacle]) -> bool:
-        free = [r for r in holders if load.get(r.id, 0) < _MAX_PER_RECEPTACLE]
+        free = [r for r in holders if load.get(r.id, 0) < _CAPACITY.get(r.type, _DEFAULT_CAPACITY)]
         if not free:
             return False
         r = rng.choice(free)
@@ -298,7 +305,10 @@ def _place_objects(scene: _Scene, spec: _TaskSpec, rng: random.Random) -> _Layou
         return True
 
     # The task's own objects first, so that they always find room.
-    target_holders = [h for h in _holders(scene, spec.object) if h.type != spec.parent]
+    # Not in the target (the goal would hold at the start) nor in the task's appliance (a hot task
+    # would start with the object in the microwave, a cool one with it already cold).
+    appliance = _APPLIANCE.get(spec.task_type)
+    target_holders = [h for h in _holders(scene, spec.object) if h.type not in (spec.parent, appliance)]
     n_target = rng.randint(2, _MAX_INSTANCES) if spec.task_type == "pick_two_obj_and_place" else rng.randint(1, _MAX_INSTANCES)
     placed = sum(place(spec.object, target_holders) for _ in range(n_target))
     if placed == 0 or (spec.task_type == "pick_two_obj_and_place" and placed < 2):

@@ -124,3 +124,21 @@ def test_random_is_seeded_and_min_score_filters(tmp_path, hashing):
     with pytest.raises(UnknownStrategyError, match="random, query, avefact, hybrid"):
         make_retriever("bm25", embedder=hashing)
     store.close()
+
+
+def test_same_seed_same_picks_across_stores_despite_random_ids(tmp_path, hashing):
+    """Ids are random uuids; ties and random samples must follow storage order instead."""
+    keys = [("same task", None)] * 4 + [(d, None) for d in OTHER_DOMAINS]
+
+    def picks(folder: str) -> tuple[list[str], list[str]]:
+        (tmp_path / folder).mkdir()
+        store, procs = _store_with(tmp_path / folder, hashing, keys)
+        position = {p.id: i for i, p in enumerate(procs)}
+        rand = make_retriever("random", embedder=hashing, seed=7).retrieve(Task(text="x"), store, "default", 5)
+        ties = make_retriever("query", embedder=hashing).retrieve(Task(text="same task"), store, "default", 4)
+        store.close()
+        return [position[h.procedure.id] for h in rand], [position[h.procedure.id] for h in ties]
+
+    first, second = picks("a"), picks("b")
+    assert first == second
+    assert first[1] == [0, 1, 2, 3]  # equal scores come back in the order they were stored

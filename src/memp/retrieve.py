@@ -99,7 +99,7 @@ class AveFactRetriever:
         scored = [(ref, total[ref] / shared[ref]) for ref in total]
         if self.min_score is not None:
             scored = [(r, s) for r, s in scored if s >= self.min_score]
-        scored.sort(key=lambda rs: (-rs[1], rs[0]))
+        scored.sort(key=lambda rs: -rs[1])  # stable: ties keep the store's lineage order
         return _hits(store, namespace, scored[:k], self.name)
 
 
@@ -151,7 +151,7 @@ class HybridRetriever:
             for rank, ref in enumerate(ranking, 1):
                 if allowed is None or ref in allowed:
                     fused[ref] = fused.get(ref, 0.0) + 1.0 / (self.rrf_k + rank)
-        ordered = sorted(fused.items(), key=lambda rs: (-rs[1], rs[0]))[:k]
+        ordered = sorted(fused.items(), key=lambda rs: -rs[1])[:k]  # stable, as above
         return _hits(store, namespace, ordered, self.name)
 
 

@@ -50,8 +50,9 @@ class VectorTable:
         scores = self.matrix @ np.asarray(query, dtype=np.float32)
         k = min(k, len(scores))
         idx = np.argpartition(-scores, k - 1)[:k]
-        # Ties break on the ref, so equal scores order the same on every backend.
-        idx = sorted(idx, key=lambda i: (-float(scores[i]), self.refs[i]))
+        # Ties break on table order (the order lineages were stored), never on the random ids,
+        # so a seeded run retrieves the same procedures every time.
+        idx = sorted(idx, key=lambda i: (-float(scores[i]), int(i)))
         return [(self.refs[i], float(scores[i])) for i in idx]
 
 
@@ -87,7 +88,7 @@ class Store(Protocol):
     def count(self, namespace: str, *, status: ProcedureStatus | None = None) -> int: ...
 
     def refs(self, namespace: str) -> list[Ref]:
-        """Refs of the active heads, in a stable order."""
+        """Refs of the active heads, in the order their lineages were first stored."""
         ...
 
     def vectors(self, namespace: str, field: str = "key") -> VectorTable:

@@ -68,6 +68,10 @@ MIGRATIONS: list[str] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# Lineages in the order they were first stored. Ids are random, so ordering (and breaking score
+# ties) by insertion keeps runs with the same seed identical.
+_LINEAGE_ORDER = "(SELECT MIN(rowid) FROM procedures q WHERE q.namespace = p.namespace AND q.id = p.id)"
+
 # Fields of a Procedure kept in their own columns rather than in the JSON body.
 _COLUMNS = {"embedding", "keyword_embeddings", "stats", "status", "version", "id", "namespace"}
 
@@ -311,8 +315,8 @@ class SQLiteStore:
 
     def refs(self, namespace: str) -> list[Ref]:
         rows = self._read(
-            "SELECT id, version FROM procedures WHERE namespace=? AND is_head=1 AND status='active' ORDER BY id",
-            (namespace,),
+            "SELECT id, version FROM procedures p WHERE namespace=? AND is_head=1 AND status='active' "
+            f"ORDER BY {_LINEAGE_ORDER}", (namespace,),
         )
         return [(r[0], r[1]) for r in rows]
 
@@ -323,13 +327,13 @@ class SQLiteStore:
             return cached[1]
         if field == "key":
             rows = self._read(
-                "SELECT id, version, embedding FROM procedures WHERE namespace=? AND is_head=1 "
-                "AND status='active' AND embedding IS NOT NULL ORDER BY id", (namespace,))
+                "SELECT id, version, embedding FROM procedures p WHERE namespace=? AND is_head=1 "
+                f"AND status='active' AND embedding IS NOT NULL ORDER BY {_LINEAGE_ORDER}", (namespace,))
         elif field.startswith("kw:"):
             rows = self._read(
                 "SELECT k.id, k.version, k.vector FROM keyword_vectors k JOIN procedures p "
                 "ON p.namespace=k.namespace AND p.id=k.id AND p.version=k.version "
-                "WHERE k.namespace=? AND k.field=? AND p.is_head=1 AND p.status='active' ORDER BY k.id",
+                f"WHERE k.namespace=? AND k.field=? AND p.is_head=1 AND p.status='active' ORDER BY {_LINEAGE_ORDER}",
                 (namespace, field[3:]))
         else:
             raise InvalidInputError(f"unknown vector field {field!r}; use 'key' or 'kw:<keyword>'")

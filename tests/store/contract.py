@@ -117,6 +117,15 @@ class StoreContract:
         kw = store.vectors("default", "kw:object")
         assert sorted(kw.refs) == sorted((p.id, 1) for p in procs)
 
+    def test_refs_follow_storage_order_not_ids(self, store):
+        procs = [make_procedure(f"task {i}") for i in range(6)]
+        for p in procs:
+            store.put(p)
+        store.put(procs[0].model_copy(update={"version": 2, "parent_version": 1}), event="revised")
+        expected = [(procs[0].id, 2)] + [(p.id, 1) for p in procs[1:]]
+        assert store.refs("default") == expected
+        assert store.vectors("default").refs == expected
+
     def test_vectors_see_new_writes(self, store):
         assert store.vectors("default").refs == []
         p = make_procedure("x y")

@@ -234,6 +234,7 @@ class OfflineAlfworldAgent:
         if world.location != place:
             obs = yield f"go to {place}"
             if NOTHING in obs.lower():
+                world.visited.add(place)  # unreachable: never try it again
                 return False
         if f"open {place}" in world.admissible and place not in world.visited:
             yield f"open {place}"

@@ -13,7 +13,7 @@ import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from memp.experiments.runner import EpisodeTask
+from memp.experiments.runner import Condition, EpisodeTask, Player, by_group, run_condition, summarise
 from memp.types import RetrievalHit, Task, Trajectory
 
 _TASK = re.compile(r"Your task is to: (.*?)\.", re.IGNORECASE)
@@ -90,3 +90,91 @@ class AlfworldPlayer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# --- the experiments ------------------------------------------------------------------------
+
+BUILDS = ("trajectory", "script", "proceduralization")
+UPDATES = ("vanilla", "validation", "adjustment")
+
+
+def _gold_job(games: list[str], seed: int) -> list[str]:
+    from memp.envs.alfworld.expert import expert_trajectories
+
+    return [t.model_dump_json() for t in expert_trajectories(games, seed=seed)]
+
+
+def gold_trajectories(games: list[Path], cache: Path, *, workers: int = 2, seed: int = 0) -> list[Trajectory]:
+    """The expert's winning runs on the games (recorded once, then read from ``cache``)."""
+    if cache.exists():
+        return [Trajectory.model_validate_json(line) for line in cache.read_text().splitlines() if line.strip()]
+    chunks = [[str(g) for g in games[i::workers]] for i in range(workers)]
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            results = list(pool.map(_gold_job, chunks, [seed] * workers))
+    else:
+        results = [_gold_job(chunks[0], seed)]
+    order = {str(g): i for i, g in enumerate(games)}
+    gold = sorted((Trajectory.model_validate_json(r) for chunk in results for r in chunk),
+                  key=lambda t: order.get(t.metadata.get("game", ""), 0))
+    # Ids derived from the game keep memories (and so retrieval ties) identical across runs.
+    gold = [t.model_copy(update={"id": f"gold-{order.get(t.metadata.get('game', ''), i):05d}"})
+            for i, t in enumerate(gold)]
+    cache.write_text("".join(t.model_dump_json() + "\n" for t in gold))
+    return gold
+
+
+def fresh_memory(path: Path, embedder, **options):
+    from memp.memory import Memory
+    from memp.store import SQLiteStore
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    return Memory(SQLiteStore(path), embedder=embedder, **options)
+
+
+def _has_records(out: Path, condition: str) -> bool:
+    path = out / "episodes.jsonl"
+    return path.exists() and f'"condition": "{condition}"' in path.read_text()
+
+
+def run_builds(tasks: list[EpisodeTask], gold: list[Trajectory], play: Player, out: Path, embedder, *,
+               retrieve: str = "query", k: int = 3, builds=("none", *BUILDS), progress=None) -> dict:
+    """Table 1: the agent without memory, and with memory built from gold runs by each strategy."""
+    results = {}
+    for build in builds:
+        if build == "none":
+            records = run_condition(Condition("no memory"), tasks, play, out, progress=progress)
+        else:
+            mem = fresh_memory(out / f"memory-{build}.db", embedder, build=build, retrieve=retrieve, k=k)
+            mem.add_many(gold)
+            cond = Condition(build, build=build, retrieve=retrieve, k=k)
+            records = run_condition(cond, tasks, play, out, memory=mem, progress=progress)
+            mem.close()
+        results["no memory" if build == "none" else build] = summarise(records)
+    return results
+
+
+def run_online(tasks: list[EpisodeTask], play: Player, out: Path, embedder, *, group_size: int = 10,
+               build: str = "proceduralization", retrieve: str = "query", k: int = 3,
+               updates=UPDATES, progress=None) -> dict:
+    """Figure 3: memory starts empty and learns from the agent's own runs, group by group."""
+    from memp.memory import Memory
+    from memp.store import SQLiteStore
+
+    curves = {}
+    for update in updates:
+        name = f"online {update}"
+        path = out / f"memory-online-{update}.db"
+        options = dict(build=build, retrieve=retrieve, update=update, k=k)
+        # Resuming keeps the memory that the recorded groups built; a new run starts empty.
+        mem = (Memory(SQLiteStore(path), embedder=embedder, **options) if _has_records(out, name)
+               else fresh_memory(path, embedder, **options))
+        cond = Condition(name, build=build, retrieve=retrieve, update=update, k=k, memory="empty")
+        records = run_condition(cond, tasks, play, out, memory=mem, group_size=group_size, progress=progress)
+        curves[update] = {"overall": summarise(records), "groups": by_group(records),
+                          "memory": {"active": mem.store.count("default", status="active"),
+                                     "deprecated": mem.store.count("default", status="deprecated"),
+                                     "revisions": sum(1 for e in mem.store.events("default") if e.kind == "revised")}}
+        mem.close()
+    return curves

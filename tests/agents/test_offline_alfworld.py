@@ -1,0 +1,90 @@
+"""The LLM-free ALFWorld agent: observation parsing, reading memory, and real engine episodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from memp.types import Procedure, RetrievalHit, Step
+
+pytest.importorskip("alfworld", reason="needs the ALFWorld engine: pip install -e '.[alfworld]'")
+
+from memp.agents.offline_alfworld import OfflineAlfworldAgent, World, norm  # noqa: E402
+
+OFFICIAL = Path(__file__).resolve().parents[2].parent / "shared" / "alfworld" / "json_2.1.1"
+needs_official = pytest.mark.skipif(not OFFICIAL.is_dir(), reason="needs ../shared/alfworld (official ALFWorld games)")
+
+
+def test_world_reads_places_objects_and_hands():
+    w = World(goal={"object": "apple", "target": "fridge"}, places=["countertop 1", "fridge 1"], admissible=[])
+    w.observe("go to countertop 1", "You arrive at loc 3. On the countertop 1, you see a apple 1, and a mug 2.",
+              {"admissible_commands": ["take apple 1 from countertop 1"]})
+    assert w.location == "countertop 1" and w.contents["countertop 1"] == {"apple 1", "mug 2"}
+    w.observe("take apple 1 from countertop 1", "You pick up the apple 1 from the countertop 1.", {})
+    assert w.holding == "apple 1" and "apple 1" not in w.contents["countertop 1"]
+    w.observe("go to fridge 1", "Nothing happens.", {})
+    assert w.location == "countertop 1"  # a refused move goes nowhere
+    w.observe("move apple 1 to fridge 1", "You move the apple 1 to the fridge 1.", {"won": True})
+    assert w.holding is None and w.placed == {"apple 1"} and w.won
+
+
+def test_both_placing_grammars_match_a_remembered_step():
+    assert norm("put apple 1 in/on fridge 1") == norm("move apple 2 to fridge 1") == "move apple to fridge"
+
+
+def _hit(builder: str, key: str, **fields) -> RetrievalHit:
+    return RetrievalHit(procedure=Procedure(key=key, builder=builder, **fields), score=0.9)
+
+
+def test_plan_binds_script_and_prefers_closest_task():
+    clean = _hit("script", "put a clean mug in cabinet",
+                 keywords={"action": "clean", "modifier": "clean", "object": "mug", "target": "cabinet"},
+                 script=["take {object} from countertop", "go to sinkbasin", "clean {object} with sinkbasin",
+                         "put {object} in/on {target}"], bindings={"object": "mug", "target": "cabinet"},
+                 extra={"searched_in_vain": {"drawer": 2}})
+    hot = _hit("script", "put a hot apple in fridge",
+               keywords={"action": "heat", "modifier": "hot", "object": "apple", "target": "fridge"},
+               script=["take {object} from fridge", "heat {object} with microwave"],
+               bindings={"object": "apple", "target": "fridge"})
+    goal = {"action": "clean", "modifier": "clean", "object": "apple", "target": "fridge"}
+    plan = OfflineAlfworldAgent().plan([hot, clean], goal)
+    # The clean procedure says what our task says, though the hot one shares the object.
+    assert plan.lines == ["take apple from countertop", "go to sinkbasin", "clean apple with sinkbasin",
+                          "put apple in/on fridge"]
+    assert plan.search == ["fridge", "countertop"] and plan.avoid == {"drawer": 2}
+
+
+def test_trajectory_memory_is_replayed_concretely():
+    hit = _hit("trajectory", "put a mug in cabinet", bindings={"object": "mug", "target": "cabinet"},
+               steps=[Step(action="go to shelf 1", observation="On the shelf 1, you see a mug 1."),
+                      Step(action="look", observation="You are facing the shelf 1."),
+                      Step(action="take mug 1 from shelf 1", observation="You pick up the mug 1 from the shelf 1."),
+                      Step(action="go to cabinet 2", observation="Nothing happens.")])
+    plan = OfflineAlfworldAgent().plan([hit], {"object": "cup", "target": "drawer"})
+    assert plan.lines == ["go to shelf 1", "take cup 1 from shelf 1"]
+    assert plan.search == ["shelf"]
+
+
+@needs_official
+@pytest.mark.slow
+def test_memory_wins_a_game_the_agent_loses_without_it(tmp_path, hashing):
+    """Gold runs of the expert on official train games (cleaning lettuce) teach the agent where
+    lettuce is kept and that it must be cleaned before it is placed."""
+    from memp.envs.alfworld.env import AlfworldEnv
+    from memp.experiments.alfworld import fresh_memory, gold_trajectories, task_of_game
+
+    train = sorted((OFFICIAL / "train").glob("pick_clean_then_place_in_recep-Lettuce-*/*/"))
+    gold = gold_trajectories(train, tmp_path / "gold.jsonl", workers=1)
+    assert gold and all(t.success for t in gold)
+    mem = fresh_memory(tmp_path / "m.db", hashing, build="proceduralization", k=3)
+    mem.add_many(gold)
+    game = next((OFFICIAL / "valid_seen").glob("pick_clean_then_place_in_recep-Lettuce-None-CounterTop-16/*/"))
+    env = AlfworldEnv(game)
+    without = OfflineAlfworldAgent(seed=0).run(env)
+    env.load(game)
+    hits = mem.retrieve(task_of_game(game))
+    with_memory = OfflineAlfworldAgent(seed=0).run(env, hits)
+    assert not without.success and len(without.steps) == 30
+    assert with_memory.success and len(with_memory.steps) < 20
+    assert with_memory.metadata["followed"] and with_memory.steps[-1].action.startswith(("put", "move"))

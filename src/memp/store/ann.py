@@ -77,9 +77,9 @@ class HNSWIndex:
         self._graph.set_ef(max(self.ef_search, k))
         labels, distances = self._graph.knn_query(np.asarray(query, dtype=np.float32), k=k)
         # hnswlib's "ip" distance is 1 - dot product.
-        scored = [(self._refs[int(lab)], 1.0 - float(d)) for lab, d in zip(labels[0], distances[0])]
-        scored.sort(key=lambda rs: (-rs[1], rs[0]))
-        return scored
+        # Ties break on label order, which follows the store's lineage order, like VectorTable.top.
+        found = sorted(zip(labels[0], distances[0]), key=lambda ld: (float(ld[1]), int(ld[0])))
+        return [(self._refs[int(lab)], 1.0 - float(d)) for lab, d in found]
 
 
 class ANNSearch:

@@ -67,6 +67,7 @@ MIGRATIONS: list[str] = [
         embedding vector,
         dim INTEGER,
         updated_at TIMESTAMPTZ NOT NULL,
+        seq BIGSERIAL,
         PRIMARY KEY (namespace, id, version)
     );
     CREATE INDEX memp_procedures_heads ON memp_procedures (namespace, is_head, status, updated_at);
@@ -93,6 +94,11 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 # An arbitrary constant: the advisory lock that keeps two processes from migrating at once.
 _MIGRATION_LOCK = 0x6D656D70
+
+# Lineages in the order they were first stored: ids are random, so ordering (and breaking score
+# ties) by insertion keeps seeded runs identical, as in the SQLite store.
+_LINEAGE_ORDER = ("(SELECT MIN(q.seq) FROM memp_procedures q WHERE q.namespace = p.namespace "
+                  "AND q.id = p.id)")
 
 _COLUMNS = {"embedding", "keyword_embeddings", "stats", "status", "version", "id", "namespace"}
 _SELECT = ("SELECT namespace, id, version, is_head, status, uses, successes, body, embedding "
@@ -331,8 +337,8 @@ class PostgresStore:
 
     def refs(self, namespace: str) -> list[Ref]:
         rows = self._read(
-            "SELECT id, version FROM memp_procedures WHERE namespace=%s AND is_head "
-            "AND status='active' ORDER BY id", (namespace,))
+            "SELECT id, version FROM memp_procedures p WHERE namespace=%s AND is_head "
+            f"AND status='active' ORDER BY {_LINEAGE_ORDER}", (namespace,))
         return [(r[0], r[1]) for r in rows]
 
     def vectors(self, namespace: str, field: str = "key") -> VectorTable:
@@ -342,13 +348,14 @@ class PostgresStore:
             return cached[1]
         if field == "key":
             rows = self._read(
-                "SELECT id, version, embedding FROM memp_procedures WHERE namespace=%s AND is_head "
-                "AND status='active' AND embedding IS NOT NULL ORDER BY id", (namespace,))
+                "SELECT id, version, embedding FROM memp_procedures p WHERE namespace=%s AND is_head "
+                f"AND status='active' AND embedding IS NOT NULL ORDER BY {_LINEAGE_ORDER}", (namespace,))
         elif field.startswith("kw:"):
             rows = self._read(
                 "SELECT k.id, k.version, k.vector FROM memp_keyword_vectors k JOIN memp_procedures p "
                 "ON p.namespace=k.namespace AND p.id=k.id AND p.version=k.version "
-                "WHERE k.namespace=%s AND k.field=%s AND p.is_head AND p.status='active' ORDER BY k.id",
+                "WHERE k.namespace=%s AND k.field=%s AND p.is_head AND p.status='active' "
+                f"ORDER BY {_LINEAGE_ORDER}",
                 (namespace, field[3:]))
         else:
             raise InvalidInputError(f"unknown vector field {field!r}; use 'key' or 'kw:<keyword>'")
@@ -372,8 +379,8 @@ class PostgresStore:
         dim = len(query)
         where = "namespace=%s AND dim=%s AND is_head AND status='active'"
         indexed = sql.SQL(
-            "SELECT id, version, 1 - (embedding::vector({dim}) <=> %s::vector({dim})) FROM memp_procedures "
-            "WHERE " + where + " ORDER BY embedding::vector({dim}) <=> %s::vector({dim}) LIMIT %s"
+            "SELECT id, version, 1 - (embedding::vector({dim}) <=> %s::vector({dim})), "
+            + _LINEAGE_ORDER + " FROM memp_procedures p WHERE " + where + " ORDER BY embedding::vector({dim}) <=> %s::vector({dim}) LIMIT %s"
         ).format(dim=sql.Literal(dim))
         with self._lock, self._db.transaction():
             self._db.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(
@@ -385,10 +392,9 @@ class PostgresStore:
                 if total > len(rows):
                     self._db.execute("SET LOCAL enable_indexscan = off")
                     rows = self._db.execute(indexed, (query, namespace, dim, query, k)).fetchall()
-        scored = [((r[0], r[1]), float(r[2])) for r in rows]
-        # Ties break on the ref, as in VectorTable.top, so both backends order alike.
-        scored.sort(key=lambda rs: (-rs[1], rs[0]))
-        return scored
+        # Ties break on lineage order, as in VectorTable.top, so both backends order alike.
+        rows.sort(key=lambda r: (-float(r[2]), r[3]))
+        return [((r[0], r[1]), float(r[2])) for r in rows]
 
     def ids_with_prefix(self, namespace: str, prefix: str, limit: int = 2) -> list[str]:
         rows = self._read(

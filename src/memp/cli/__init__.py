@@ -6,9 +6,13 @@ import importlib
 
 from memp.cli import memory
 from memp.cli._common import run, typer_app
+from memp.server import cli as server
 
 app = typer_app("memp: procedural memory for LLM agents.")
 app.add_typer(memory.app, name="memory")
+# The service commands import their heavy dependencies only when they run.
+app.command()(server.serve)
+app.command()(server.mcp)
 
 # Areas whose dependencies are optional extras: mounted only when they import.
 _OPTIONAL = {
@@ -25,7 +29,7 @@ for _name, (_module, _help) in _OPTIONAL.items():
 
 @app.command()
 def demo(out: str = "demo-out", seed: int = 0) -> None:
-    """The offline demo: memory built, retrieved and updated, no LLM needed."""
+    """The offline demo on generated ALFWorld games: memory built, used and updated, no LLM."""
     from memp.demo import run_demo
 
     run_demo(out, seed=seed)

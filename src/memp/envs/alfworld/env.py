@@ -203,7 +203,9 @@ class AlfworldEnv:
         data = read_game_file(path)
         try:
             self._env.load(str(path))
-        except Exception as err:  # the engine raises many kinds on a malformed problem
+        # The engine raises many kinds on a malformed problem, and its PDDL translator even
+        # calls sys.exit: neither may take the caller down with it.
+        except (Exception, SystemExit) as err:
             raise GameFileError(
                 f"the engine cannot load {path}: {type(err).__name__}: {err}"
             ) from None

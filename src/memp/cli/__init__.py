@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib
 
-from memp.cli import memory
+from memp.cli import experiment, memory
 from memp.cli._common import run, typer_app
 from memp.server import cli as server
 
 app = typer_app("memp: procedural memory for LLM agents.")
 app.add_typer(memory.app, name="memory")
+app.add_typer(experiment.app, name="experiment")
+app.add_typer(experiment.bench_app, name="bench")
 # The service commands import their heavy dependencies only when they run.
 app.command()(server.serve)
 app.command()(server.mcp)

@@ -99,9 +99,18 @@ UPDATES = ("vanilla", "validation", "adjustment")
 
 
 def _gold_job(games: list[str], seed: int) -> list[str]:
+    from memp._errors import MempError
+    from memp.envs.alfworld.env import AlfworldEnv
     from memp.envs.alfworld.expert import expert_trajectories
 
-    return [t.model_dump_json() for t in expert_trajectories(games, seed=seed)]
+    env = AlfworldEnv(max_steps=50, facts=True)
+    gold = []
+    for game in games:
+        try:
+            gold += expert_trajectories([game], seed=seed, env=env)
+        except MempError:
+            continue  # a game the engine cannot load has no gold run; the others still count
+    return [t.model_dump_json() for t in gold]
 
 
 def gold_trajectories(games: list[Path], cache: Path, *, workers: int = 2, seed: int = 0) -> list[Trajectory]:
@@ -138,20 +147,31 @@ def _has_records(out: Path, condition: str) -> bool:
     return path.exists() and f'"condition": "{condition}"' in path.read_text()
 
 
+def run_frozen(name: str, tasks: list[EpisodeTask], play: Player, out: Path, embedder, *,
+               gold: list[Trajectory] | None, build: str = "proceduralization", retrieve: str = "query",
+               k: int = 3, seed: int = 0, progress=None) -> dict:
+    """One condition with memory built from ``gold`` and kept fixed (``gold=None``: no memory)."""
+    if gold is None or k == 0:
+        records = run_condition(Condition(name), tasks, play, out, progress=progress)
+        return summarise(records)
+    mem = fresh_memory(out / f"memory-{name.replace(' ', '-')}.db", embedder, build=build,
+                       retrieve=retrieve, k=k, seed=seed)
+    mem.add_many(gold)
+    cond = Condition(name, build=build, retrieve=retrieve, k=k)
+    records = run_condition(cond, tasks, play, out, memory=mem, progress=progress)
+    mem.close()
+    return summarise(records)
+
+
 def run_builds(tasks: list[EpisodeTask], gold: list[Trajectory], play: Player, out: Path, embedder, *,
                retrieve: str = "query", k: int = 3, builds=("none", *BUILDS), progress=None) -> dict:
     """Table 1: the agent without memory, and with memory built from gold runs by each strategy."""
     results = {}
     for build in builds:
-        if build == "none":
-            records = run_condition(Condition("no memory"), tasks, play, out, progress=progress)
-        else:
-            mem = fresh_memory(out / f"memory-{build}.db", embedder, build=build, retrieve=retrieve, k=k)
-            mem.add_many(gold)
-            cond = Condition(build, build=build, retrieve=retrieve, k=k)
-            records = run_condition(cond, tasks, play, out, memory=mem, progress=progress)
-            mem.close()
-        results["no memory" if build == "none" else build] = summarise(records)
+        name = "no memory" if build == "none" else build
+        results[name] = run_frozen(name, tasks, play, out, embedder, gold=None if build == "none" else gold,
+                                   build=build if build != "none" else "proceduralization",
+                                   retrieve=retrieve, k=k, progress=progress)
     return results
 
 

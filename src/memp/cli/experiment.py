@@ -1,0 +1,73 @@
+"""`memp experiment …` and `memp bench …`: the paper's analyses and the benchmark runs."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from memp._errors import InvalidInputError
+from memp.cli._common import console, typer_app
+
+app = typer_app("Reproduce the Memp paper's analyses.")
+bench_app = typer_app("Full benchmark runs (longer than the demo).")
+
+
+class Env(str, Enum):
+    alfworld = "alfworld"
+    travelplanner = "travelplanner"
+
+
+class AgentKind(str, Enum):
+    offline = "offline"
+    llm = "llm"
+
+
+SeedsOpt = Annotated[str, typer.Option(help="Comma-separated seeds; LLM-free runs use at least 3.")]
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise InvalidInputError(f"--seeds must be whole numbers separated by commas, got {text!r}") from None
+    if not seeds:
+        raise InvalidInputError("--seeds needs at least one seed")
+    return seeds
+
+
+@app.command()
+def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfworld,
+          agent: Annotated[AgentKind, typer.Option(help="offline (LLM-free) or llm.")] = AgentKind.offline,
+          out: Annotated[Path, typer.Option(help="Output folder (resumable).")] = Path("paper-out"),
+          seeds: SeedsOpt = "0,1,2",
+          n_train: Annotated[Optional[int], typer.Option(help="Train games/queries (default: all).")] = None,
+          n_test: Annotated[Optional[int], typer.Option(help="Test games/queries (default: all).")] = None,
+          workers: int = 2) -> None:
+    """Tables 1-2 and Figures 3, 5a, 5b of the paper; writes results.json, report.md, report.html."""
+    if agent is AgentKind.llm:
+        raise InvalidInputError("the paper suite runs the LLM-free agents for now; use --agent offline")
+    if env is Env.travelplanner:
+        from memp.envs.travelplanner.experiment import BenchConfig, run_benchmark, write_results
+
+        results = run_benchmark(BenchConfig(seed=_seeds(seeds)[0], n_train=n_train or 45, n_test=n_test or 45),
+                                workdir=out)
+        write_results(results, out)
+    else:
+        from memp.experiments.paper import run_paper
+
+        results = run_paper(out, seeds=_seeds(seeds), n_train=n_train, n_test=n_test, workers=workers)
+    console.print(f"wrote {out}/results.json and the report in {results.get('seconds', 0):.0f} s")
+
+
+@bench_app.command("alfworld")
+def bench_alfworld(out: Annotated[Path, typer.Option(help="Output folder (resumable).")] = Path("bench-alfworld"),
+                   seeds: SeedsOpt = "0,1,2", n_train: Optional[int] = None, n_test: Optional[int] = None,
+                   workers: int = 2) -> None:
+    """The full ALFWorld run: official games when ALFWORLD_DATA is set, else generated ones."""
+    from memp.experiments.paper import run_paper
+
+    results = run_paper(out, seeds=_seeds(seeds), n_train=n_train, n_test=n_test, workers=workers)
+    console.print(f"wrote {out}/results.json and the report in {results['seconds']:.0f} s")

@@ -88,3 +88,14 @@ def test_memory_wins_a_game_the_agent_loses_without_it(tmp_path, hashing):
     assert not without.success and len(without.steps) == 30
     assert with_memory.success and len(with_memory.steps) < 20
     assert with_memory.metadata["followed"] and with_memory.steps[-1].action.startswith(("put", "move"))
+
+
+@needs_official
+def test_loading_a_game_leaves_sys_argv_alone(monkeypatch):
+    import sys
+
+    from memp.envs.alfworld.env import AlfworldEnv
+
+    monkeypatch.setattr(sys, "argv", ["memp", "out.jsonl"])
+    AlfworldEnv(next((OFFICIAL / "valid_seen").glob("*/*/")))
+    assert sys.argv == ["memp", "out.jsonl"]

@@ -201,6 +201,7 @@ class AlfworldEnv:
         if path.is_dir():
             path = path / "game.tw-pddl"
         data = read_game_file(path)
+        argv = list(sys.argv)  # the PDDL translator overwrites sys.argv; give the caller's back
         try:
             self._env.load(str(path))
         # The engine raises many kinds on a malformed problem, and its PDDL translator even
@@ -209,6 +210,8 @@ class AlfworldEnv:
             raise GameFileError(
                 f"the engine cannot load {path}: {type(err).__name__}: {err}"
             ) from None
+        finally:
+            sys.argv[:] = argv
         if self.cache_commands:
             self._inner._logic.grammar = _CachedCommandGrammar(self._inner._logic.grammar)
         self._initial = None

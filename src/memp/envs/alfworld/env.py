@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 

@@ -11,6 +11,7 @@ import json
 import multiprocessing as mp
 import re
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from memp.experiments.runner import Condition, EpisodeTask, Player, by_group, run_condition, summarise
@@ -37,7 +38,28 @@ def episode_tasks(games: list[Path], seed: int = 0) -> list[EpisodeTask]:
 
 # --- worker side ----------------------------------------------------------------------------
 
+AGENTS = ("offline", "llm")
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """How each worker builds its own ``OpenAIClient`` for the LLM agent.
+
+    Fields left ``None`` fall back to ``MEMP_LLM_*`` in the worker, as in the client. With
+    ``cache`` set, every worker shares one on-disk response cache, so a rerun makes no network call.
+    """
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    temperature: float = 0.0
+    cache: str | None = None
+    seed: int | None = 0
+    timeout: float = 60.0
+
+
 _ENV = None
+_LLM: tuple[LLMSettings, object] | None = None  # this process's client, with the settings it came from
 
 
 def _init(max_steps: int) -> None:
@@ -47,34 +69,76 @@ def _init(max_steps: int) -> None:
     _ENV = AlfworldEnv(max_steps=max_steps)
 
 
-def _play(game: str, hits: list[dict], seed: int, max_steps: int) -> str:
+def _client(settings: LLMSettings):
+    global _LLM
+    if _LLM is None or _LLM[0] != settings:
+        from memp.llm.options import client_from_options
+
+        client = client_from_options(settings.base_url, settings.model, settings.api_key, settings.temperature,
+                                     settings.cache, timeout=settings.timeout, seed=settings.seed)
+        _LLM = (settings, client)
+    return _LLM[1]
+
+
+def _agent(kind: str, seed: int, llm: LLMSettings | None):
+    if kind == "llm":
+        from memp.agents.react_alfworld import ReactAlfworldAgent
+
+        return ReactAlfworldAgent(_client(llm or LLMSettings()))
     from memp.agents.offline_alfworld import OfflineAlfworldAgent
+
+    return OfflineAlfworldAgent(seed=seed)
+
+
+def _play(game: str, hits: list[dict], seed: int, max_steps: int, agent: str = "offline",
+          llm: LLMSettings | None = None) -> str:
+    from memp.llm.errors import LLMAuthError, LLMConfigError, LLMModelNotFoundError
 
     if _ENV is None:
         _init(max_steps)
     task = task_of_game(game)
+    player = None
     try:
+        player = _agent(agent, seed, llm)
         _ENV.load(game)
-        trajectory = OfflineAlfworldAgent(seed=seed).run(_ENV, [RetrievalHit.model_validate(h) for h in hits])
+        trajectory = player.run(_ENV, [RetrievalHit.model_validate(h) for h in hits])
+    except (LLMConfigError, LLMAuthError, LLMModelNotFoundError):
+        raise  # the same for every episode: stop the experiment rather than fail each one
     except Exception as err:  # a broken game is a failed episode, not a failed experiment
+        name = getattr(player, "name", "react-alfworld" if agent == "llm" else "offline-alfworld")
         trajectory = Trajectory(task=task, reward=0.0, error=f"{type(err).__name__}: {err}",
-                                agent=OfflineAlfworldAgent.name, metadata={"game": game})
+                                agent=name, metadata={"game": game})
     return trajectory.model_dump_json()
 
 
 class AlfworldPlayer:
-    """Plays batches of ALFWorld episodes with the LLM-free agent, in parallel processes."""
+    """Plays batches of ALFWorld episodes in parallel processes.
 
-    def __init__(self, workers: int = 2, max_steps: int = 30) -> None:
+    ``agent="offline"`` is the LLM-free agent; ``agent="llm"`` the ReAct agent, each worker with
+    its own client built from ``llm`` (an ``LLMSettings``).
+    """
+
+    def __init__(self, workers: int = 2, max_steps: int = 30, *, agent: str = "offline",
+                 llm: LLMSettings | None = None) -> None:
+        if agent not in AGENTS:
+            raise ValueError(f"unknown ALFWorld agent {agent!r}; choose one of {', '.join(AGENTS)}")
+        if agent == "llm":
+            from memp.llm.endpoint import Endpoint
+
+            llm = llm or LLMSettings()
+            Endpoint.resolve(llm.base_url, llm.model, llm.api_key)  # a missing setting fails here, once
         self.max_steps = max_steps
         self.workers = workers
+        self.agent = agent
+        self.llm = llm
         self._pool = None
         if workers > 1:
             self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
                                              initializer=_init, initargs=(max_steps,))
 
     def __call__(self, batch: list[tuple[EpisodeTask, list[RetrievalHit]]]) -> list[Trajectory]:
-        args = [(t.id, [h.model_dump(mode="json") for h in hits], t.seed, self.max_steps) for t, hits in batch]
+        args = [(t.id, [h.model_dump(mode="json") for h in hits], t.seed, self.max_steps, self.agent, self.llm)
+                for t, hits in batch]
         if self._pool is None:
             results = [_play(*a) for a in args]
         else:
@@ -82,8 +146,12 @@ class AlfworldPlayer:
         return [Trajectory.model_validate(json.loads(r)) for r in results]
 
     def close(self) -> None:
+        global _LLM
         if self._pool is not None:
             self._pool.shutdown()
+        elif _LLM is not None:  # episodes ran in this process: release its client and cache file
+            _LLM[1].close()
+            _LLM = None
 
     def __enter__(self) -> AlfworldPlayer:
         return self

@@ -21,13 +21,17 @@ def serve(db: DbArg = "memp.db", host: HostOpt = "127.0.0.1", port: int = 8080,
               "--tokens", help="File of token=namespace lines (also read: MEMP_TOKENS).")] = None,
           embedder: EmbedderOpt = "minilm", build: str = "proceduralization", retrieve: str = "query",
           update: str = "adjustment", k: int = 3,
-          max_body: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = 4 * 1024 * 1024) -> None:
-    """Run the REST service (OpenAPI at /docs); each bearer token maps to one namespace."""
+          max_body: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = 4 * 1024 * 1024,
+          experiments: Annotated[Optional[Path], typer.Option(
+              "--experiments", help="Folder of experiment outputs (results.json, report.md, PNGs) "
+              "for the inspector page.")] = None) -> None:
+    """Run the REST service (OpenAPI at /docs, the memory inspector page at /); each bearer token
+    maps to one namespace."""
     from memp.server.auth import load_tokens
     from memp.server.rest import serve as run
 
     run(db, host=host, port=port, tokens=load_tokens(tokens), embedder=embedder, max_body_bytes=max_body,
-        build=build, retrieve=retrieve, update=update, k=k)
+        build=build, retrieve=retrieve, update=update, k=k, experiments=experiments)
 
 
 @app.command()

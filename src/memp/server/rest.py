@@ -22,6 +22,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -42,6 +43,7 @@ from memp._errors import (
 from memp.embed import Embedder, make_embedder
 from memp.memory import Memory
 from memp.retrieve import RETRIEVERS, Retriever, make_retriever
+from memp.server import inspector
 from memp.server.auth import TokenMap
 from memp.store import Store, open_store
 from memp.types import Procedure, RetrievalHit, Task, Trajectory, UpdateReport
@@ -69,6 +71,7 @@ class ServiceConfig:
     k: int = 3
     max_body_bytes: int = DEFAULT_MAX_BODY
     memory_options: dict[str, Any] = field(default_factory=dict)
+    experiments: Path | None = None  # folder of experiment outputs the inspector page shows
 
 
 # -- request and response bodies --------------------------------------------------------------
@@ -353,8 +356,19 @@ def create_app(config: ServiceConfig) -> FastAPI:
     def list_procedures(status: Literal["active", "deprecated"] | None = None,
                         task_type: str | None = Query(None, max_length=200),
                         limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**9),
+                        # -- inspector: sorting and the builder filter (see server/inspector.py)
+                        sort: inspector.Sort | None = Query(
+                            None, description="Order by last update, uses or success rate; "
+                            "with sort (or builder) the total is always counted."),
+                        order: inspector.Order = "desc",
+                        builder: str | None = Query(None, max_length=200),
                         ns: str = Depends(namespace)) -> ProcedurePage:
-        """Newest version of each procedure, newest first."""
+        """Newest version of each procedure, newest first (or as `sort` says)."""
+        if sort is not None or builder is not None:
+            items, total = inspector.page_heads(config.store, ns, status=status, task_type=task_type,
+                                                builder=builder, sort=sort or "updated", order=order,
+                                                limit=limit, offset=offset)
+            return ProcedurePage(items=[_view(p) for p in items], total=total, limit=limit, offset=offset)
         items = config.store.list(ns, status=status, task_type=task_type, limit=limit, offset=offset)
         # Store.count filters by status only; with a task type the total is left unknown.
         total = config.store.count(ns, status=status) if task_type is None else None
@@ -407,6 +421,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         counts = await run_in_threadpool(config.store.import_records, records, namespace=ns)
         return ImportResult(**counts)
 
+    inspector.install(app, config, namespace)  # the web page at / and the endpoints it reads
     return app
 
 

@@ -78,7 +78,8 @@ async function route() {
   try {
     if (!view) throw new ApiError(404, "not_found", `There is no view called "${name}".`);
     await view(parts, params);
-    say("");
+    say(state.flash);
+    state.flash = "";
   } catch (err) {
     if (err.status === 401) {
       forgetToken("The service no longer accepts this token (401 unauthorized). Enter a valid token.");

@@ -2,7 +2,8 @@
 // swapping the main view.
 
 export const TOKEN_KEY = "memp.token";
-export const state = { summary: null }; // GET /v1/inspector/summary for the current token
+// summary: GET /v1/inspector/summary for the current token; flash: a message for the next view.
+export const state = { summary: null, flash: "" };
 
 export class ApiError extends Error {
   constructor(status, type, message) {
@@ -41,7 +42,7 @@ export function say(message) {
 // on the new content rather than stay on the link they used.
 export function show(...nodes) {
   const main = document.getElementById("main");
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false));
   const heading = main.querySelector("h1");
   if (heading) {
     heading.setAttribute("tabindex", "-1");

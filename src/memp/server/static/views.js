@@ -51,7 +51,7 @@ export async function procedures(q) {
       label, active ? (order === "desc" ? " ↓" : " ↑") : ""),
     cls: key === "updated" ? "wide" : "num", sort: active ? (order === "desc" ? "descending" : "ascending") : null };
   };
-  const headers = [{ label: "Task", cls: "task" }, "Type", "Builder", { label: "Version", cls: "num wide" }, "Status",
+  const headers = [{ label: "Task", cls: "task" }, { label: "Type", cls: "wide" }, { label: "Builder", cls: "wide" }, { label: "Version", cls: "num wide" }, "Status",
     sortHeader("uses", "Uses"), sortHeader("success_rate", "Success"), sortHeader("updated", "Updated")];
   const rows = page.items.map((p) => [procedureLink(p), p.task_type || "–", p.builder,
     `v${p.version}`, badge(p.status), fmtNumber(p.stats.uses), fmtRate(p.stats), fmtDate(p.updated_at)]);
@@ -129,10 +129,10 @@ async function changeStatus(id, action, reason, then) {
     document.getElementById("main").prepend(errorBox(`Could not ${action}: ${err.message}`));
     return;
   }
-  const summary = await api("/v1/inspector/summary");
-  Object.assign(state.summary, summary);
+  Object.assign(state.summary, await api("/v1/inspector/summary"));
+  state.flash = action === "deprecate" ? "Deprecated: agents no longer retrieve it."
+    : "Restored: agents retrieve it again, with fresh statistics.";
   then();
-  say(action === "deprecate" ? "Deprecated: agents no longer retrieve it." : "Restored: agents retrieve it again, with fresh statistics.");
 }
 
 function provenance(p) {
@@ -165,10 +165,12 @@ async function diffSection(id, versions, q) {
   const diff = await api(`/v1/procedures/${encodeURIComponent(id)}/diff?a=${a}&b=${b}`);
   const changed = Object.entries(diff.fields).filter(([, lines]) => lines.some((l) => l.op !== "same"));
   const mark = { same: "  ", added: "+ ", removed: "- " };
+  const same = Object.keys(diff.fields).filter((f) => !changed.some(([c]) => c === f));
   const body = changed.length
-    ? changed.map(([field, lines]) => [h("h3", {}, field),
+    ? [same.length ? h("p", { class: "muted" }, `Unchanged: ${same.join(", ")}.`) : null,
+      changed.map(([field, lines]) => [h("h3", {}, field),
       h("ul", { class: "lines diff", "aria-label": `${field}: v${a} to v${b}` }, lines.map((l) =>
-        h("li", { class: l.op }, `${mark[l.op]}${l.text}`)))])
+        h("li", { class: l.op }, `${mark[l.op]}${l.text}`)))])]
     : h("p", {}, `No differences between v${a} and v${b} in summary, script, steps or notes.`);
   return h("section", { id: "diff", "aria-labelledby": "diff-h" },
     h("h2", { id: "diff-h" }, `Changes from v${a} to v${b}`), form, body);
@@ -216,7 +218,7 @@ export async function procedure(id, q) {
       e.trajectory_id ? h("a", { href: href(`trajectory/${encodeURIComponent(e.trajectory_id)}`) }, e.trajectory_id.slice(0, 12)) : "–",
       Object.keys(e.detail).length ? JSON.stringify(e.detail) : "–"])),
   ];
-  show(...sections.flat());
+  show(sections);
 }
 
 // -- a trajectory --------------------------------------------------------------------------------

@@ -172,3 +172,21 @@ def test_importing_the_engine_leaves_alfworld_data_unset(monkeypatch: pytest.Mon
     import_alfworld()
     AlfworldEnv()
     assert "ALFWORLD_DATA" not in __import__("os").environ
+
+
+def test_restored_reset_matches_the_engines_own_reset(generated: list[Path]) -> None:
+    game = generated[4]
+    traces = []
+    for restore in (True, False):
+        env = AlfworldEnv(game, max_steps=12, restore_reset=restore)
+        rng = random.Random(5)
+        trace = []
+        for _ in range(2):  # the second episode starts from a reset after play
+            obs, info = env.reset()
+            trace.append(obs)
+            done = False
+            while not done:
+                obs, _, done, info = env.step(rng.choice(info["admissible_commands"]))
+                trace.append((obs, info["admissible_commands"]))
+        traces.append(trace)
+    assert traces[0] == traces[1]

@@ -171,6 +171,7 @@ class AlfworldEnv:
         facts: bool = False,
         translate_actions: bool = True,
         cache_commands: bool = True,
+        restore_reset: bool = True,
     ) -> None:
         if max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {max_steps}")
@@ -178,6 +179,7 @@ class AlfworldEnv:
         self.facts = facts
         self.translate_actions = translate_actions
         self.cache_commands = cache_commands
+        self.restore_reset = restore_reset
         textworld, pddl_env, demangler = _engine()
         infos = textworld.EnvInfos(won=True, admissible_commands=True, facts=facts)
         self._inner = pddl_env(infos)
@@ -246,7 +248,11 @@ class AlfworldEnv:
             # Only the first reset after load() finds no saved initial state; the state that
             # load() parsed is still pristine, so it is snapshotted instead of parsed again.
             self._initial = _InitialState(self._inner._pddl_state)
-        self._state = self._reset_from(self._initial.restore())
+            self._state = self._reset_from(self._initial.restore())
+        elif self.restore_reset:
+            self._state = self._reset_from(self._initial.restore())
+        else:  # the engine's own reset, which parses the problem again
+            self._state = self._env.reset()
         obs = self._state.feedback
         self.task = normalise_task_text(obs) if "your task is to:" in obs.lower() else ""
         self.goal = parse_goal(self.task)

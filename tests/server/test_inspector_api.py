@@ -10,7 +10,7 @@ import pytest
 from memp.embed import HashingEmbedder
 from memp.memory import Memory
 from memp.server.inspector import line_diff, page_heads
-from memp.store import SQLiteStore
+from memp.store import SQLiteStore, open_store
 from memp.types import Procedure, Task
 from tests.conftest import clean_apple_trajectory
 from tests.server.conftest import TOKEN_A, TOKEN_B, auth, make_client
@@ -35,11 +35,17 @@ def seed(store, namespace: str = "team-a") -> dict[str, str]:
     return ids
 
 
-@pytest.fixture
-def seeded(sqlite_store):
-    ids = seed(sqlite_store)
-    with make_client(sqlite_store) as c:
-        yield c, ids
+@pytest.fixture(params=["sqlite", "postgres"])
+def seeded(request, tmp_path):
+    """(client, ids, store) over each SQL store: the inspector's queries are written per dialect."""
+    if request.param == "sqlite":
+        store = SQLiteStore(tmp_path / "svc.db")
+    else:
+        store = open_store(request.getfixturevalue("pg_url"))
+    ids = seed(store)
+    with make_client(store) as c:
+        yield c, ids, store
+    store.close()
 
 
 def _get(client, path, token=TOKEN_A):
@@ -60,7 +66,7 @@ def test_page_and_assets_are_served_without_a_token(client):
 
 
 def test_summary_names_the_tokens_namespace_and_facets(seeded):
-    client, _ = seeded
+    client, _, _ = seeded
     s = _get(client, "/v1/inspector/summary")
     assert s["namespace"] == "team-a" and (s["active"], s["deprecated"]) == (2, 1)
     assert s["task_types"] == ["pick_clean_then_place_in_recep"]
@@ -69,7 +75,7 @@ def test_summary_names_the_tokens_namespace_and_facets(seeded):
 
 
 def test_every_inspector_endpoint_refuses_a_wrong_token(seeded):
-    client, ids = seeded
+    client, ids, _ = seeded
     for path in ("/v1/inspector/summary", f"/v1/procedures/{ids['apple']}/diff?a=1&b=2",
                  "/v1/deprecations", "/v1/experiments", "/v1/procedures?sort=uses"):
         r = client.get(path, headers=auth("not-a-real-token-000000"))
@@ -77,7 +83,7 @@ def test_every_inspector_endpoint_refuses_a_wrong_token(seeded):
 
 
 def test_list_sorts_by_uses_and_success_rate_and_filters_by_builder(seeded):
-    client, ids = seeded
+    client, ids, _ = seeded
     by_uses = _get(client, "/v1/procedures?sort=uses")
     assert by_uses["total"] == 3
     assert [p["id"] for p in by_uses["items"]] == [ids["mug"], ids["apple"], ids["egg"]]
@@ -99,7 +105,7 @@ def test_list_sorts_by_uses_and_success_rate_and_filters_by_builder(seeded):
 
 
 def test_diff_between_versions_is_line_by_line(seeded):
-    client, ids = seeded
+    client, ids, _ = seeded
     d = _get(client, f"/v1/procedures/{ids['apple']}/diff?a=1&b=2")
     assert set(d["fields"]) == {"summary", "script", "steps", "notes"}
     changed = [line for lines in d["fields"].values() for line in lines if line["op"] != "same"]
@@ -115,16 +121,16 @@ def test_line_diff_keeps_order_and_tags():
         {"op": "same", "text": "c"}, {"op": "added", "text": "d"}]
 
 
-def test_trajectory_behind_a_procedure_can_be_read(seeded, sqlite_store):
-    client, ids = seeded
-    source = sqlite_store.get("team-a", ids["apple"], 1).provenance.trajectory_ids[0]
+def test_trajectory_behind_a_procedure_can_be_read(seeded):
+    client, ids, store = seeded
+    source = store.get("team-a", ids["apple"], 1).provenance.trajectory_ids[0]
     t = _get(client, f"/v1/trajectories/{source}")
     assert t["id"] == source and t["task"]["text"].startswith("put a clean apple")
     assert client.get(f"/v1/trajectories/{source}", headers=auth(TOKEN_B)).status_code == 404
 
 
 def test_deprecations_list_evidence_and_follow_restores(seeded):
-    client, ids = seeded
+    client, ids, _ = seeded
     page = _get(client, "/v1/deprecations")
     assert page["total"] == 1
     d = page["items"][0]

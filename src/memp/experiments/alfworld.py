@@ -56,6 +56,9 @@ class LLMSettings:
     cache: str | None = None
     seed: int | None = 0
     timeout: float = 60.0
+    # The agent's prompt budget and reply length depend on the model's context window.
+    context_chars: int = 12000
+    max_tokens: int | None = 96
 
 
 _ENV = None
@@ -84,7 +87,9 @@ def _agent(kind: str, seed: int, llm: LLMSettings | None):
     if kind == "llm":
         from memp.agents.react_alfworld import ReactAlfworldAgent
 
-        return ReactAlfworldAgent(_client(llm or LLMSettings()))
+        llm = llm or LLMSettings()
+        return ReactAlfworldAgent(_client(llm), context_chars=llm.context_chars, max_tokens=llm.max_tokens,
+                                  temperature=llm.temperature)
     from memp.agents.offline_alfworld import OfflineAlfworldAgent
 
     return OfflineAlfworldAgent(seed=seed)

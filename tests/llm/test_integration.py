@@ -1,0 +1,180 @@
+"""memp's LLM uses end to end against a real model: llama.cpp serving SmolLM2-135M-Instruct.
+
+A full ALFWorld episode with the ReAct agent through the experiment runner, an LLM script build,
+a keyword extraction and an adjustment through ``Memory.update``, and a rerun from the response
+cache. The model is tiny and often answers nonsense, so the tests assert on plumbing (requests
+accepted, replies parsed or cleanly rejected, usage counted, memory untouched on garbage, the
+cache replayed), never on quality. They run in ``make test``; with MEMP_REQUIRE_LLAMA_SERVER=1
+(CI) a missing server fails them instead of skipping.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("openai", reason="the LLM client needs the llm extra: pip install 'memp[llm]'")
+
+from memp._errors import LLMOutputError
+from memp.build import make_builder
+from memp.embed import HashingEmbedder
+from memp.keywords import LLMKeywordExtractor
+from memp.llm.client import OpenAIClient
+from memp.memory import Memory
+from memp.store import SQLiteStore
+from memp.types import Procedure, Task
+
+from ..conftest import SHARED, clean_apple_trajectory
+from .servers import LlamaServer
+
+# Nothing listens on the discard port: a client pointed there fails on any network call.
+DEAD_URL = "http://127.0.0.1:9/v1"
+OFFICIAL_GAME = (SHARED / "alfworld" / "json_2.1.1" / "train" / "pick_and_place_simple-AlarmClock-None-Desk-307"
+                 / "trial_T20190907_072317_014092")
+
+
+def client_for(server: LlamaServer, **options) -> OpenAIClient:
+    options.setdefault("timeout", 120.0)
+    options.setdefault("seed", 0)
+    return OpenAIClient(server.model, server.base_url, **options)
+
+
+def _assert_spent(usage) -> None:
+    """The request reached the model and the answer was metered."""
+    assert usage.calls >= 1 and usage.network_calls == usage.calls
+    assert usage.prompt_tokens > 0 and usage.completion_tokens > 0
+
+
+# ---- ALFWorld: the ReAct agent through the experiment runner -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def alfworld_game(tmp_path_factory) -> Path:
+    """An official train game when ../shared/alfworld is there, else one generated game."""
+    pytest.importorskip("alfworld", reason="needs the ALFWorld engine: pip install -e '.[alfworld]'")
+    if (OFFICIAL_GAME / "game.tw-pddl").is_file():
+        return OFFICIAL_GAME
+    from memp.envs.alfworld import generate_games
+
+    return generate_games("train", 1, 7, tmp_path_factory.mktemp("games"), task_types=["pick_and_place_simple"])[0]
+
+
+def _guided_memory(path: Path) -> Memory:
+    """A memory holding one rule-built procedure, so the episode's prompt carries guidelines."""
+    memory = Memory(SQLiteStore(path), embedder=HashingEmbedder(), build="proceduralization", k=1)
+    memory.add(clean_apple_trajectory())
+    return memory
+
+
+def _play_llm_condition(game: Path, out: Path, memory: Memory, settings):
+    from memp.experiments.alfworld import AlfworldPlayer, episode_tasks
+    from memp.experiments.runner import Condition, run_condition
+
+    condition = Condition("llm proceduralization", build="proceduralization", k=1)
+    # One worker: the episode runs in this process, which keeps the test fast and its client visible.
+    with AlfworldPlayer(workers=1, max_steps=5, agent="llm", llm=settings) as play:
+        return run_condition(condition, episode_tasks([game]), play, out, memory=memory)
+
+
+def _episodes(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "trajectories.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_alfworld_episode_with_the_llm_agent_and_a_cached_rerun(llama_server: LlamaServer, alfworld_game, tmp_path):
+    from memp.experiments.alfworld import LLMSettings
+    from memp.experiments.runner import summarise
+
+    cache = str(tmp_path / "responses.sqlite")
+    memory = _guided_memory(tmp_path / "memory.db")
+    live = LLMSettings(llama_server.base_url, llama_server.model, cache=cache, timeout=120.0, context_chars=5000,
+                       max_tokens=48)
+    records = _play_llm_condition(alfworld_game, tmp_path / "first", memory, live)
+    [record] = records
+    [episode] = _episodes(tmp_path / "first")
+    assert record.error is None, record.error
+    assert episode["agent"] == "react-alfworld" and episode["model"] == llama_server.model
+    assert episode["metadata"]["step_limit"] == 5
+    assert episode["metadata"]["steps_used"] == 5 or record.success
+    assert record.retrieved and episode["metadata"]["followed"] == record.retrieved
+    usage = episode["metadata"]["usage"]
+    assert usage["calls"] == episode["metadata"]["steps_used"] and usage["network_calls"] == usage["calls"]
+    assert record.tokens == usage["total_tokens"] > 0
+    # The runner's summary (what results.json holds) carries the tokens.
+    summary = summarise(records)
+    assert summary["tokens"] == record.tokens > 0
+    json.dumps(summary)
+
+    # The same run again, from the cache alone: nothing listens at this URL.
+    replay = LLMSettings(DEAD_URL, llama_server.model, cache=cache, timeout=5.0, context_chars=5000, max_tokens=48)
+    again = _play_llm_condition(alfworld_game, tmp_path / "second", memory, replay)
+    [episode_again] = _episodes(tmp_path / "second")
+    assert again[0].error is None, again[0].error
+    assert episode_again["metadata"]["usage"]["network_calls"] == 0
+    assert episode_again["metadata"]["usage"]["cache_hits"] == usage["calls"]
+    assert episode_again["steps"] == episode["steps"]
+    assert (again[0].success, again[0].steps, again[0].tokens) == (record.success, record.steps, record.tokens)
+    memory.close()
+
+
+# ---- building, keywords, adjustment -------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["direct", "two_stage"])
+def test_llm_script_build_gives_a_procedure_or_a_clean_error(llama_server: LlamaServer, mode: str) -> None:
+    client = client_for(llama_server, max_tokens=160)
+    builder = make_builder("script", llm=client, mode=mode)
+    run = clean_apple_trajectory()
+    with client.scope("build") as scope:
+        try:
+            procedure = builder.build(run)
+        except LLMOutputError as err:
+            assert "no usable JSON" in str(err) or "expected" in str(err)
+        else:
+            assert isinstance(procedure, Procedure) and procedure.builder == "script"
+            assert procedure.script and all(isinstance(s, str) and s.strip() for s in procedure.script)
+            assert procedure.provenance.builder == f"script/llm:{mode}:{llama_server.model}"
+    _assert_spent(scope.usage)
+
+
+@pytest.mark.slow
+def test_keyword_extraction_gives_keywords_or_a_clean_error(llama_server: LlamaServer) -> None:
+    client = client_for(llama_server, max_tokens=64)
+    with client.scope("keywords") as scope:
+        try:
+            keywords = LLMKeywordExtractor(client).extract(Task(text="put a hot apple in fridge."))
+        except LLMOutputError:
+            assert scope.usage.calls == 2  # one re-ask, then the clean failure
+        else:
+            assert isinstance(keywords, dict)
+            assert all(isinstance(k, str) and isinstance(v, str) for k, v in keywords.items())
+    _assert_spent(scope.usage)
+
+
+@pytest.mark.slow
+def test_adjustment_revises_or_leaves_memory_unchanged(llama_server: LlamaServer, tmp_path) -> None:
+    store = SQLiteStore(tmp_path / "memory.db")
+    # Seeded without a model, so the only model call is the adjustment under test.
+    Memory(store, embedder=HashingEmbedder(), build="proceduralization").add(clean_apple_trajectory())
+    client = client_for(llama_server, max_tokens=200)
+    memory = Memory(store, embedder=HashingEmbedder(), build="proceduralization", update="adjustment", llm=client)
+    task = Task(text="put a clean apple in fridge.", type="pick_clean_then_place_in_recep")
+    hits = memory.retrieve(task, k=1)
+    assert hits
+    failed = clean_apple_trajectory(success=False, traj_id="failed-run")
+    before = list(store.export_records())
+    with client.scope("adjust") as scope:
+        try:
+            report = memory.update(failed, used=hits)
+        except LLMOutputError:
+            assert list(store.export_records()) == before  # nothing half-written
+        else:
+            assert report.revised == [f"{hits[0].procedure.id}@v2"]
+            revised = store.get("default", hits[0].procedure.id)
+            assert revised.version == 2 and revised.provenance.revised_from_failure == "failed-run"
+            assert revised.script and "analysis" in revised.extra
+    _assert_spent(scope.usage)
+    store.close()

@@ -49,10 +49,6 @@ def _seeded_global_random(seed: int) -> Iterator[None]:
         random.setstate(saved)
 
 
-class _ExpertView(dict):
-    """The game state as the handcoded expert reads it (it indexes a dict-like game state)."""
-
-
 def run_handcoded(env: AlfworldEnv, game_path: str | Path, *, seed: int = 0) -> ExpertRun:
     """Play the handcoded expert on a game until it wins, gives up or the step limit ends it."""
     from alfworld.agents.expert import HandCodedAgentFailed, HandCodedAgentTimeout, HandCodedTWAgent
@@ -77,7 +73,7 @@ def run_handcoded(env: AlfworldEnv, game_path: str | Path, *, seed: int = 0) -> 
                 if info["won"]:
                     run.won = True
                     break
-                view = _ExpertView(
+                view = dict(
                     feedback=obs,
                     facts=info["facts"],
                     # The expert tests for "move X to Y" among the admissible commands...

@@ -290,7 +290,8 @@ def _place_objects(scene: _Scene, spec: _TaskSpec, rng: random.Random) -> _Layou
                 x, z = near.loc[0] * 0.25, near.loc[1] * 0.25
             else:
                 x, z = rng.choice(scene.points)
-            oid = f"{otype}|{_fmt(x + rng.uniform(-0.6, 0.6))}|{_fmt(rng.uniform(0, 1.9))}|{_fmt(z + rng.uniform(-0.6, 0.6))}"
+            dx, y, dz = rng.uniform(-0.6, 0.6), rng.uniform(0, 1.9), rng.uniform(-0.6, 0.6)
+            oid = f"{otype}|{_fmt(x + dx)}|{_fmt(y)}|{_fmt(z + dz)}"
             if oid not in used_ids:
                 used_ids.add(oid)
                 return oid
@@ -309,7 +310,8 @@ def _place_objects(scene: _Scene, spec: _TaskSpec, rng: random.Random) -> _Layou
     # would start with the object in the microwave, a cool one with it already cold).
     appliance = _APPLIANCE.get(spec.task_type)
     target_holders = [h for h in _holders(scene, spec.object) if h.type not in (spec.parent, appliance)]
-    n_target = rng.randint(2, _MAX_INSTANCES) if spec.task_type == "pick_two_obj_and_place" else rng.randint(1, _MAX_INSTANCES)
+    least = 2 if spec.task_type == "pick_two_obj_and_place" else 1
+    n_target = rng.randint(least, _MAX_INSTANCES)
     placed = sum(place(spec.object, target_holders) for _ in range(n_target))
     if placed == 0 or (spec.task_type == "pick_two_obj_and_place" and placed < 2):
         raise GenerationError("no room for the task's object")
@@ -329,7 +331,8 @@ def _place_objects(scene: _Scene, spec: _TaskSpec, rng: random.Random) -> _Layou
         if otype not in c.OBJECTS_SET or otype in c.RECEPTACLES:
             continue
         x, z = rng.choice(scene.points)
-        layout.objects.append(_Placement(new_id(otype, None), otype, None, _loc_of(x, z, rng.randrange(4) * 90, 30)))
+        loc = _loc_of(x, z, rng.randrange(4) * 90, 30)
+        layout.objects.append(_Placement(new_id(otype, None), otype, None, loc))
     x, z = rng.choice(scene.points)
     layout.start = _loc_of(x, z, rng.randrange(4) * 90, 30)
     return layout
@@ -359,7 +362,12 @@ def _problem(layout: _Layout, trial: str) -> str:
         accepted = c.VAL_RECEPTACLE_OBJECTS.get(rtype, set())
         init += [f"(canContain {rtype}Type {t}Type)" for t in scene_otypes if t in accepted]
     held = set().union(*c.VAL_RECEPTACLE_OBJECTS.values())
-    abilities = {"cleanable": "Cleanable", "heatable": "Heatable", "coolable": "Coolable", "sliceable": "Sliceable"}
+    abilities = {
+        "cleanable": "Cleanable",
+        "heatable": "Heatable",
+        "coolable": "Coolable",
+        "sliceable": "Sliceable",
+    }
     for o in layout.objects:
         name = _mangle(o.id)
         if o.type in held:
@@ -411,7 +419,9 @@ class GameDraft:
     rng_seed: str
 
 
-def draft_game(split: str, seed: int, index: int, task_type: str | None = None, attempt: int = 0) -> GameDraft:
+def draft_game(
+    split: str, seed: int, index: int, task_type: str | None = None, attempt: int = 0
+) -> GameDraft:
     """Draw one game (unchecked). The draw depends only on its arguments."""
     scenes = split_scenes(split)
     rng_seed = f"memp-alfworld:{GENERATOR_VERSION}:{split}:{seed}:{index}:{attempt}"
@@ -461,7 +471,10 @@ def write_game(draft: GameDraft, root: Path, walkthrough: list[str] | None = Non
         "task_type": draft.task_type,
         "pddl_params": draft.pddl_params,
         "scene": {"floor_plan": f"FloorPlan{draft.scene}", "scene_num": draft.scene},
-        "turk_annotations": {"anns": [{"task_desc": draft.task_text[0].upper() + draft.task_text[1:] + ".", "high_descs": [], "votes": []}]},
+        # No people wrote these; the templated text stands in for ALFRED's annotation.
+        "turk_annotations": {
+            "anns": [{"task_desc": draft.task_text.capitalize() + ".", "high_descs": [], "votes": []}]
+        },
         "memp": {"generator_version": GENERATOR_VERSION, "rng_seed": draft.rng_seed},
     }
     (folder / "traj_data.json").write_text(json.dumps(traj, indent=1), encoding="utf-8")

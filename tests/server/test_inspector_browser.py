@@ -53,7 +53,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 from memp.embed import HashingEmbedder  # noqa: E402
 from memp.server.rest import BodyLimit, ServiceConfig, create_app  # noqa: E402
 from memp.store import SQLiteStore  # noqa: E402
-from tests.server.conftest import TOKEN_A, TOKENS  # noqa: E402
+from memp.types import Procedure  # noqa: E402
+from tests.server.conftest import TOKEN_A, TOKEN_B, TOKENS  # noqa: E402
 from tests.server.test_inspector_api import seed  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -89,6 +90,8 @@ def service(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("inspector")
     store = SQLiteStore(tmp / "memp.db")
     ids = seed(store)
+    for i in range(120):  # team-b: enough for three pages
+        store.put(Procedure(namespace="team-b", key=f"task {i:03d} of a larger memory", builder="script"))
     config = ServiceConfig(store=store, tokens=TOKENS, embedder=HashingEmbedder(),
                            experiments=_experiments(tmp / "experiments"))
     server = uvicorn.Server(uvicorn.Config(BodyLimit(create_app(config), config.max_body_bytes),
@@ -198,6 +201,21 @@ def test_procedures_table_filters_sorts_and_pages(page, service):
     rows = page.find_elements(By.CSS_SELECTOR, "main tbody tr")
     assert len(rows) == 1 and "egg" in rows[0].text
     assert "1–1 of 1" in page.find_element(By.CSS_SELECTOR, "nav.pager").text
+
+
+def test_pages_come_from_the_api(page):
+    _login(page, TOKEN_B)
+    _heading(page, "Procedures")
+    _idle(page)
+    pager = page.find_element(By.CSS_SELECTOR, "nav.pager")
+    assert "1–50 of 120" in pager.text and "Previous" not in pager.text
+    pager.find_element(By.LINK_TEXT, "Next →").click()
+    _wait(page, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "nav.pager"), "51–100 of 120"))
+    assert "offset=50" in page.current_url
+    assert len(page.find_elements(By.CSS_SELECTOR, "main tbody tr")) == 50
+    # The namespace is the token's: team-b sees none of team-a's procedures.
+    assert "namespace: team-b" in page.find_element(By.ID, "namespace").text
+    assert "put a clean" not in page.find_element(By.TAG_NAME, "main").text
 
 
 def test_search_open_procedure_diff_deprecate_and_restore(page, service):

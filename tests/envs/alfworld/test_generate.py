@@ -72,3 +72,13 @@ def test_unknown_split_is_a_clear_error(tmp_path: Path) -> None:
         generate_games("validation", 1, 0, tmp_path)
     with pytest.raises(UnknownSplitError):
         split_scenes("dev")
+
+
+def test_parallel_generation_gives_the_same_games(tmp_path: Path) -> None:
+    serial = generate_games("seen", 2, 9, tmp_path / "serial")
+    parallel = generate_games("seen", 2, 9, tmp_path / "parallel", workers=2)
+    assert [p.relative_to(tmp_path / "serial") for p in serial] == [
+        p.relative_to(tmp_path / "parallel") for p in parallel
+    ]
+    for x, y in zip(serial, parallel, strict=True):
+        assert (x / "game.tw-pddl").read_bytes() == (y / "game.tw-pddl").read_bytes()

@@ -27,6 +27,7 @@ def generate(
     n: Annotated[int, typer.Option(help="How many games.")] = 10,
     seed: Annotated[int, typer.Option(help="Same seed, same games.")] = 0,
     out: Annotated[Path, typer.Option(help="Output folder; games go to OUT/<split>/.")] = Path("alfworld-games"),
+    workers: Annotated[int, typer.Option(help="Processes; the games do not depend on it.")] = 1,
 ) -> None:
     """Generate solvable ALFWorld games from the floor plans shipped in the alfworld package."""
     from memp.envs.alfworld.games import generate_games
@@ -36,7 +37,7 @@ def generate(
     def progress(done: int, total: int) -> None:
         typer.echo(f"\r{done}/{total} games", nl=False, err=True)
 
-    games = generate_games(split, n, seed, out, progress=progress)
+    games = generate_games(split, n, seed, out, workers=workers, progress=progress)
     typer.echo("", err=True)
     typer.echo(f"{len(games)} games in {out / split} ({time.perf_counter() - start:.0f} s)")
 

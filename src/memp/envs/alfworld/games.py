@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from memp.envs.alfworld.env import AlfworldEnv
@@ -48,6 +49,38 @@ def official_games(split: str, data_dir: str | Path | None = None) -> list[Path]
     )
 
 
+_WORKER_ENV: dict[int, AlfworldEnv] = {}
+
+
+def _generate_one(
+    split: str,
+    seed: int,
+    index: int,
+    task_type: str | None,
+    root: Path,
+    max_steps: int,
+    experts: tuple[ExpertName, ...],
+) -> Path:
+    """Draw games for one index until the expert wins one; write it and return its folder."""
+    env = _WORKER_ENV.get(max_steps)
+    if env is None:  # one engine per process and step limit, reused across games
+        env = _WORKER_ENV[max_steps] = AlfworldEnv(max_steps=max_steps, facts=True)
+    for attempt in range(_MAX_ATTEMPTS):
+        draft = draft_game(split, seed, index, task_type=task_type, attempt=attempt)
+        folder = write_game(draft, root)
+        env.load(folder)
+        _, info = env.reset()
+        run = None if info["won"] else run_expert(env, folder, experts=experts, seed=seed + index)
+        if run is not None and run.won:
+            write_game(draft, root, walkthrough=[a for a, _ in run.steps])
+            return folder
+        shutil.rmtree(folder)
+    raise GenerationError(
+        f"no solvable {task_type or 'game'} for index {index} of split {split!r} "
+        f"after {_MAX_ATTEMPTS} draws"
+    )
+
+
 def generate_games(
     split: str,
     n: int,
@@ -57,18 +90,20 @@ def generate_games(
     task_types: list[str] | None = None,
     max_steps: int = 100,
     experts: tuple[ExpertName, ...] = ("handcoded",),
+    workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Path]:
     """Generate ``n`` solvable games of ``split`` (train, seen or unseen) under ``out_dir/split``.
 
     Task types take turns (all six appear once n >= 6) unless ``task_types`` restricts them. Each
     game is played by the package's expert within ``max_steps``; a draw the expert cannot win is
-    replaced by the next draw for the same index. Returns the game folders.
+    replaced by the next draw for the same index. Returns the game folders, in index order.
 
     The check uses the handcoded expert by default: it is deterministic and takes a second or two,
     while the planner can take minutes on large kitchens (and a time limit would make the output
     depend on the machine). Pass ``experts=("handcoded", "planner")`` to admit games only the
-    planner solves.
+    planner solves. Every index is drawn on its own, so ``workers`` > 1 processes give the same
+    games as one.
     """
     split = SPLIT_ALIASES.get(split, split)
     if split not in SPLITS:
@@ -78,32 +113,28 @@ def generate_games(
     split_scenes(split)  # fail early on a broken install
     root = Path(out_dir) / split
     root.mkdir(parents=True, exist_ok=True)
-    env = AlfworldEnv(max_steps=max_steps, facts=True)
+    jobs = [
+        (split, seed, i, task_types[i % len(task_types)] if task_types else None, root, max_steps, experts)
+        for i in range(n)
+    ]
     games: list[Path] = []
-    for index in range(n):
-        task_type = task_types[index % len(task_types)] if task_types else None
-        for attempt in range(_MAX_ATTEMPTS):
-            draft = draft_game(split, seed, index, task_type=task_type, attempt=attempt)
-            folder = write_game(draft, root)
-            try:
-                env.load(folder)
-            except GameFileError:
-                run = None  # a draw the engine rejects is replaced like an unsolvable one
-            else:
-                _, info = env.reset()
-                run = None if info["won"] else run_expert(env, folder, experts=experts, seed=seed + index)
-            if run is not None and run.won:
-                write_game(draft, root, walkthrough=[a for a, _ in run.steps])
-                games.append(folder)
-                break
-            shutil.rmtree(folder)
-            if not any(folder.parent.iterdir()):
-                folder.parent.rmdir()
+    try:
+        if workers <= 1:
+            for job in jobs:
+                games.append(_generate_one(*job))
+                if progress:
+                    progress(len(games), n)
         else:
-            raise GenerationError(
-                f"no solvable {task_type or 'game'} for index {index} of split {split!r} "
-                f"after {_MAX_ATTEMPTS} draws"
-            )
-        if progress:
-            progress(index + 1, n)
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(_generate_one, *job) for job in jobs]
+                for done, _ in enumerate(as_completed(futures), 1):
+                    if progress:
+                        progress(done, n)
+                games = [f.result() for f in futures]
+    finally:
+        # Task folders left empty by rejected draws (removed here, not in the workers, which
+        # may be writing into the same folder).
+        for folder in root.iterdir():
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     return games

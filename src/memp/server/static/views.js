@@ -31,8 +31,9 @@ export async function procedures(q) {
   const offset = Math.max(0, Number.parseInt(q.get("offset"), 10) || 0);
   const query = new URLSearchParams({ sort, order, limit: PAGE, offset });
   for (const [k, v] of Object.entries(filters)) if (v) query.set(k, v);
-  const page = await api(`/v1/procedures?${query}`);
-  const s = state.summary;
+  // The counts and filter choices are refreshed too: agents keep writing while the page is open.
+  const [page, fresh] = await Promise.all([api(`/v1/procedures?${query}`), api("/v1/inspector/summary")]);
+  const s = Object.assign(state.summary, fresh);
 
   const status = h("select", { name: "status" }, options(["active", "deprecated"], filters.status, "any"));
   const taskType = h("select", { name: "task_type" }, options(s.task_types, filters.task_type, "any"));
@@ -51,7 +52,8 @@ export async function procedures(q) {
       label, active ? (order === "desc" ? " ↓" : " ↑") : ""),
     cls: key === "updated" ? "wide" : "num", sort: active ? (order === "desc" ? "descending" : "ascending") : null };
   };
-  const headers = [{ label: "Task", cls: "task" }, { label: "Type", cls: "wide" }, { label: "Builder", cls: "wide" }, { label: "Version", cls: "num wide" }, "Status",
+  const headers = [{ label: "Task", cls: "task" }, { label: "Type", cls: "wide" }, { label: "Builder", cls: "wide" },
+    { label: "Version", cls: "num wide" }, "Status",
     sortHeader("uses", "Uses"), sortHeader("success_rate", "Success"), sortHeader("updated", "Updated")];
   const rows = page.items.map((p) => [procedureLink(p), p.task_type || "–", p.builder,
     `v${p.version}`, badge(p.status), fmtNumber(p.stats.uses), fmtRate(p.stats), fmtDate(p.updated_at)]);

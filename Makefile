@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-EXTRAS := embed,test,alfworld,llm,llm-server,service,postgres,mcp,ann
+EXTRAS := embed,test,alfworld,llm,llm-server,service,postgres,mcp,ann,browser
 # Re-install whenever pyproject.toml changes.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
@@ -29,6 +29,8 @@ demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/memp demo --out demo-out
 
 test: install
+	# Debian's chromium and chromedriver for the inspector's browser tests (no-op once installed).
+	-bash scripts/install-browser.sh
 	HF_HUB_OFFLINE=1 MEMP_CACHE_DIR=$(CURDIR)/.memp-cache $(BIN)/python -m pytest -q
 
 bench: install

@@ -7,7 +7,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from memp.cli import app
+from memp.cli.main import app
 from memp.store import SQLiteStore
 from tests.conftest import clean_apple_trajectory
 
@@ -16,7 +16,7 @@ runner = CliRunner()
 
 def memp(*args: str) -> subprocess.CompletedProcess:
     """Run the installed CLI in a subprocess: exit codes and stderr as a shell sees them."""
-    return subprocess.run([sys.executable, "-c", "from memp.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-c", "from memp.cli.main import main; main()", *args],
                           capture_output=True, text=True, env={"MEMP_EMBEDDER": "hashing", "PATH": ""})
 
 

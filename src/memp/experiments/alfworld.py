@@ -13,6 +13,7 @@ import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from memp.experiments.runner import Condition, EpisodeTask, Player, by_group, run_condition, summarise
 from memp.types import RetrievalHit, Task, Trajectory
@@ -59,10 +60,11 @@ class LLMSettings:
     # The agent's prompt budget and reply length depend on the model's context window.
     context_chars: int = 12000
     max_tokens: int | None = 96
+    few_shot: bool = True  # the prompt's two examples cost ~1,200 tokens
 
 
 _ENV = None
-_LLM: tuple[LLMSettings, object] | None = None  # this process's client, with the settings it came from
+_LLM: tuple[LLMSettings, Any] | None = None  # this process's client, with the settings it came from
 
 
 def _init(max_steps: int) -> None:
@@ -89,7 +91,7 @@ def _agent(kind: str, seed: int, llm: LLMSettings | None):
 
         llm = llm or LLMSettings()
         return ReactAlfworldAgent(_client(llm), context_chars=llm.context_chars, max_tokens=llm.max_tokens,
-                                  temperature=llm.temperature)
+                                  few_shot=llm.few_shot, temperature=llm.temperature)
     from memp.agents.offline_alfworld import OfflineAlfworldAgent
 
     return OfflineAlfworldAgent(seed=seed)

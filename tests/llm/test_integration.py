@@ -4,8 +4,9 @@ A full ALFWorld episode with the ReAct agent through the experiment runner, an L
 a keyword extraction and an adjustment through ``Memory.update``, and a rerun from the response
 cache. The model is tiny and often answers nonsense, so the tests assert on plumbing (requests
 accepted, replies parsed or cleanly rejected, usage counted, memory untouched on garbage, the
-cache replayed), never on quality. They run in ``make test``; with MEMP_REQUIRE_LLAMA_SERVER=1
-(CI) a missing server fails them instead of skipping.
+cache replayed), never on quality. The last two tests drive the runner's LLM player in worker
+processes against the scripted fault server instead. All run in ``make test``; with
+MEMP_REQUIRE_LLAMA_SERVER=1 (CI) a missing server fails them instead of skipping.
 """
 
 from __future__ import annotations
@@ -187,3 +188,36 @@ def test_adjustment_revises_or_leaves_memory_unchanged(llama_server: LlamaServer
             assert revised.script and "analysis" in revised.extra
     _assert_spent(scope.usage)
     store.close()
+
+
+# ---- the runner's LLM player in worker processes (the scripted server: fast, no model) -----------
+
+
+def test_llm_player_in_worker_processes(fault_server, alfworld_game, tmp_path) -> None:
+    from memp.experiments.alfworld import AlfworldPlayer, LLMSettings, episode_tasks
+
+    fault_server.state.default_text = "Thought: first look around\nAction: look"
+    settings = LLMSettings(fault_server.base_url, fault_server.model, fault_server.api_key, timeout=10.0)
+    tasks = episode_tasks([alfworld_game, alfworld_game])
+    with AlfworldPlayer(workers=2, max_steps=3, agent="llm", llm=settings) as play:
+        runs = play([(task, []) for task in tasks])
+    assert [r.error for r in runs] == [None, None]
+    for run in runs:
+        assert [s.action for s in run.steps] == ["look"] * 3
+        assert run.steps[0].thought == "first look around"
+        assert run.metadata["tokens"] > 0 and run.metadata["usage"]["network_calls"] == 3
+    assert len(fault_server.state.chat_requests) == 6
+
+
+def test_llm_player_configuration_errors_stop_the_run(fault_server, alfworld_game) -> None:
+    from memp.experiments.alfworld import AlfworldPlayer, LLMSettings, episode_tasks
+    from memp.llm.errors import LLMAuthError, LLMConfigError
+
+    with pytest.raises(LLMConfigError, match="must start with http"):
+        AlfworldPlayer(workers=1, agent="llm", llm=LLMSettings("ftp://example", "m"))
+    with pytest.raises(ValueError, match="unknown ALFWorld agent"):
+        AlfworldPlayer(workers=1, agent="gpt")
+    wrong_key = LLMSettings(fault_server.base_url, fault_server.model, "wrong-key", timeout=10.0)
+    with AlfworldPlayer(workers=1, max_steps=2, agent="llm", llm=wrong_key) as play:
+        with pytest.raises(LLMAuthError):
+            play([(episode_tasks([alfworld_game])[0], [])])

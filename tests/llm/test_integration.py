@@ -218,6 +218,5 @@ def test_llm_player_configuration_errors_stop_the_run(fault_server, alfworld_gam
     with pytest.raises(ValueError, match="unknown ALFWorld agent"):
         AlfworldPlayer(workers=1, agent="gpt")
     wrong_key = LLMSettings(fault_server.base_url, fault_server.model, "wrong-key", timeout=10.0)
-    with AlfworldPlayer(workers=1, max_steps=2, agent="llm", llm=wrong_key) as play:
-        with pytest.raises(LLMAuthError):
-            play([(episode_tasks([alfworld_game])[0], [])])
+    with AlfworldPlayer(workers=1, max_steps=2, agent="llm", llm=wrong_key) as play, pytest.raises(LLMAuthError):
+        play([(episode_tasks([alfworld_game])[0], [])])

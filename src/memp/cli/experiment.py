@@ -10,6 +10,7 @@ import typer
 
 from memp._errors import InvalidInputError
 from memp.cli._common import console, typer_app
+from memp.llm.options import LLMApiKeyOpt, LLMBaseUrlOpt, LLMCacheOpt, LLMModelOpt
 
 app = typer_app("Reproduce the Memp paper's analyses.")
 bench_app = typer_app("Full benchmark runs (longer than the demo).")
@@ -45,10 +46,11 @@ def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfwo
           seeds: SeedsOpt = "0,1,2",
           n_train: Annotated[Optional[int], typer.Option(help="Train games/queries (default: all).")] = None,
           n_test: Annotated[Optional[int], typer.Option(help="Test games/queries (default: all).")] = None,
-          workers: int = 2) -> None:
+          workers: int = 2, llm_base_url: LLMBaseUrlOpt = None, llm_model: LLMModelOpt = None,
+          llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None) -> None:
     """Tables 1-2 and Figures 3, 5a, 5b of the paper; writes results.json, report.md, report.html."""
-    if agent is AgentKind.llm:
-        raise InvalidInputError("the paper suite runs the LLM-free agents for now; use --agent offline")
+    if agent is AgentKind.llm and env is Env.travelplanner:
+        raise InvalidInputError("the TravelPlanner suite runs the LLM-free planner for now; use --agent offline")
     if env is Env.travelplanner:
         from memp.envs.travelplanner.experiment import BenchConfig, run_benchmark, write_results
 
@@ -56,9 +58,15 @@ def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfwo
                                 workdir=out)
         write_results(results, out)
     else:
+        from memp.experiments.alfworld import LLMSettings
         from memp.experiments.paper import run_paper
 
-        results = run_paper(out, seeds=_seeds(seeds), n_train=n_train, n_test=n_test, workers=workers)
+        llm = None
+        if agent is AgentKind.llm:
+            llm = LLMSettings(base_url=llm_base_url, model=llm_model, api_key=llm_api_key,
+                              cache=str(llm_cache) if llm_cache else str(out / "llm-cache.sqlite"))
+        results = run_paper(out, seeds=_seeds(seeds), n_train=n_train, n_test=n_test, workers=workers,
+                            agent=agent.value, llm=llm)
     console.print(f"wrote {out}/results.json and the report in {results.get('seconds', 0):.0f} s")
 
 

@@ -64,14 +64,15 @@ def _spread(games: list[Path], n: int | None) -> list[Path]:
 
 
 def run_paper(out: str | Path, *, seeds=(0, 1, 2), n_train: int | None = None, n_test: int | None = None,
-              workers: int = 2, ks=KS, group_size: int = 10) -> dict:
+              workers: int = 2, ks=KS, group_size: int = 10, agent: str = "offline", llm=None) -> dict:
+    """Every analysis; ``agent="llm"`` with ``llm=LLMSettings(...)`` plays the LLM ReAct agent."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     train, test, source = choose_games(out, n_train, n_test, seeds[0])
     gold = gold_trajectories(train, out / "gold.jsonl", workers=workers, seed=seeds[0])
     embedder = make_embedder("minilm", cache=out / "embeddings.sqlite")
-    with AlfworldPlayer(workers=workers) as play, progress_bar() as progress:
+    with AlfworldPlayer(workers=workers, agent=agent, llm=llm) as play, progress_bar() as progress:
         own = _agent_built_memory(train, play, out, progress)
         for seed in seeds:
             folder = out / f"seed-{seed}"
@@ -86,7 +87,8 @@ def run_paper(out: str | Path, *, seeds=(0, 1, 2), n_train: int | None = None, n
                 if k not in (0, 3):  # k=0 is "no memory", k=3 is the default run
                     run_frozen(f"k={k}", tasks, play, folder, embedder, gold=gold, k=k, progress=progress)
     results = _tables(out, seeds, ks)
-    results.update(source=source, agent="offline-alfworld (LLM-free)", seeds=list(seeds),
+    agent_name = "offline-alfworld (LLM-free)" if agent == "offline" else f"react-alfworld ({llm.model or 'MEMP_LLM_MODEL'})"
+    results.update(source=source, agent=agent_name, seeds=list(seeds),
                    n_train_games=len(train), gold_runs=len(gold), agent_built_runs=len(own),
                    n_test_games=len(test), retrieve="query (unless stated)", k=3, group_size=group_size,
                    embedder=embedder.name, seconds=round(time.perf_counter() - started, 1),
@@ -166,7 +168,8 @@ def _report(out: Path, r: dict) -> None:
 Agent: {r['agent']}. Games: {r['source']}. {r['gold_runs']} gold runs from {r['n_train_games']} train
 games; {r['n_test_games']} test games × seeds {r['seeds']}; retrieval {r['retrieve']}, k = {r['k']};
 embedder {r['embedder']}; {r['seconds']:.0f} s on {r['machine']['cores']} cores.
-Versions: {', '.join(f'{k} {v}' for k, v in r['versions'].items())}. No LLM, so no tokens or cost.
+Versions: {', '.join(f'{k} {v}' for k, v in r['versions'].items())}.
+Tokens (prompt + completion, all conditions of Table 1): {sum(v['tokens'] for v in r['table1_build'].values())}.
 
 ## Table 1 — build strategies
 {markdown_table(r['table1_build'])}

@@ -68,9 +68,13 @@ def _generate_one(
     for attempt in range(_MAX_ATTEMPTS):
         draft = draft_game(split, seed, index, task_type=task_type, attempt=attempt)
         folder = write_game(draft, root)
-        env.load(folder)
-        _, info = env.reset()
-        run = None if info["won"] else run_expert(env, folder, experts=experts, seed=seed + index)
+        try:
+            env.load(folder)
+        except GameFileError:
+            run = None  # a draw the engine rejects is replaced like an unsolvable one
+        else:
+            _, info = env.reset()
+            run = None if info["won"] else run_expert(env, folder, experts=experts, seed=seed + index)
         if run is not None and run.won:
             write_game(draft, root, walkthrough=[a for a, _ in run.steps])
             return folder

@@ -113,3 +113,13 @@ def test_bad_databases_and_names(tmp_path, db):
     assert bad.returncode == 1 and "unknown retrieve strategy 'psychic'" in bad.stderr
     ns = memp("memory", "add", "/dev/null", "--db", str(db), "--namespace", "bad name")
     assert ns.returncode == 1 and "invalid namespace" in ns.stderr
+
+
+def test_unreachable_llm_fails_cleanly_and_stores_nothing(tmp_path, runs_file):
+    pytest.importorskip("openai", reason="the LLM client needs the llm extra")
+    target = tmp_path / "memp.db"
+    result = memp("memory", "add", str(runs_file), "--db", str(target), "--build", "script",
+                  "--llm-model", "m", "--llm-base-url", "http://127.0.0.1:9/v1")
+    assert result.returncode == 1 and "error:" in result.stderr and "Traceback" not in result.stderr
+    with SQLiteStore(target) as s:
+        assert s.count("default") == 0 and s.events("default") == []

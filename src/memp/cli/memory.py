@@ -22,6 +22,7 @@ from memp.cli._common import (
     print_json,
     typer_app,
 )
+from memp.llm.options import LLMApiKeyOpt, LLMBaseUrlOpt, LLMCacheOpt, LLMModelOpt
 from memp.store import SQLiteStore
 from memp.types import Procedure, trajectory_from_json
 
@@ -186,8 +187,11 @@ def add(source: Annotated[Path, typer.Argument(help="Trajectories, one JSON obje
         db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
         build: Annotated[str, typer.Option(help="trajectory, script or proceduralization.")] = "proceduralization",
         update: Annotated[str, typer.Option(help="vanilla, validation or adjustment.")] = "validation",
-        embedder: EmbedderOpt = "minilm") -> None:
-    """Learn from recorded trajectories (each is checked before any is stored)."""
+        embedder: EmbedderOpt = "minilm", llm_base_url: LLMBaseUrlOpt = None, llm_model: LLMModelOpt = None,
+        llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None) -> None:
+    """Learn from recorded trajectories (each is checked before any is stored).
+
+    With --llm-model (or MEMP_LLM_MODEL), scripts, keywords and adjustments come from the model."""
     from memp.embed import make_embedder
     from memp.memory import Memory
 
@@ -199,8 +203,9 @@ def add(source: Annotated[Path, typer.Argument(help="Trajectories, one JSON obje
             raise InvalidTrajectoryError(f"{source} line {n}: {err}") from None
     if db.is_dir():
         existing_db(db)
+    llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache)
     with Memory.open(db, namespace=namespace, build=build, update=update,
-                     embedder=make_embedder(embedder)) as mem:
+                     embedder=make_embedder(embedder), llm=llm) as mem:
         reports = [mem.update(t) for t in trajectories]
     added = sum(len(r.added) for r in reports)
     merged = sum(len(r.merged) for r in reports)
@@ -213,13 +218,16 @@ def add(source: Annotated[Path, typer.Argument(help="Trajectories, one JSON obje
 def retrieve(task: Annotated[str, typer.Argument(help="The task description.")],
              db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
              strategy: Annotated[str, typer.Option("--retrieve", help="random, query, avefact or hybrid.")] = "query",
-             k: int = 3, embedder: EmbedderOpt = "minilm", format: FormatOpt = OutputFormat.table) -> None:
-    """Show the procedures memory would give an agent for a task."""
+             k: int = 3, embedder: EmbedderOpt = "minilm", format: FormatOpt = OutputFormat.table,
+             llm_base_url: LLMBaseUrlOpt = None, llm_model: LLMModelOpt = None,
+             llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None) -> None:
+    """Show the procedures memory would give an agent for a task (--llm-model: keywords by the model)."""
     from memp.embed import make_embedder
     from memp.memory import Memory
 
+    llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache)
     with Memory.open(existing_db(db), namespace=namespace, retrieve=strategy,
-                     embedder=make_embedder(embedder)) as mem:
+                     embedder=make_embedder(embedder), llm=llm) as mem:
         hits = mem.retrieve(task, k=k)
     if format is OutputFormat.json:
         return print_json([{"score": h.score, **_summary(h.procedure)} for h in hits])
@@ -227,6 +235,17 @@ def retrieve(task: Annotated[str, typer.Argument(help="The task description.")],
         console.print(f"[bold]{h.procedure.ref}[/] score {h.score:.3f}", highlight=False)
         console.print(h.procedure.render(), highlight=False, markup=False)
         console.print()
+
+
+def _llm(base_url, model, api_key, cache):
+    """A client when a model is named (option or MEMP_LLM_MODEL); None keeps memp LLM-free."""
+    import os
+
+    if not (model or os.environ.get("MEMP_LLM_MODEL")):
+        return None
+    from memp.llm.options import client_from_options
+
+    return client_from_options(base_url, model, api_key, cache=cache)
 
 
 def _resolve(store: SQLiteStore, namespace: str, prefix: str) -> str:

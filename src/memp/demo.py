@@ -57,7 +57,7 @@ def run_demo(out: str | Path = "demo-out", seed: int = 0, n_train: int = 30, n_t
     started = time.perf_counter()
     console.print(f"[bold]1.[/] games: {n_train} train, {n_test} unseen (generated, seed {seed})")
     train, test = games(out / "games", n_train, n_test, seed)
-    console.print(f"[bold]2.[/] expert runs on the train games")
+    console.print("[bold]2.[/] expert runs on the train games")
     gold = gold_trajectories(train, out / "gold.jsonl", workers=workers, seed=seed)
     embedder = make_embedder("minilm", cache=out / "embeddings.sqlite")
     tasks = episode_tasks(test, seed)

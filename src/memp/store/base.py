@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from pydantic import ValidationError
 
-from memp._errors import NamespaceError
+from memp._errors import InvalidInputError, NamespaceError
 from memp.types import Event, Procedure, ProcedureStats, ProcedureStatus, Trajectory
 
 Ref = tuple[str, int]  # (procedure id, version)
@@ -132,3 +133,37 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def parse_export(records: Iterable[dict[str, Any]], namespace: str | None) -> dict[str, list]:
+    """Validate an export stream completely before anything is written (every backend's import)."""
+    out: dict[str, list] = {"trajectories": [], "procedures": [], "events": []}
+    if namespace is not None:
+        check_namespace(namespace)
+    for n, rec in enumerate(records, 1):
+        try:
+            kind = rec.get("type") if isinstance(rec, dict) else None
+            if kind == EXPORT_FORMAT:
+                if rec.get("version") != EXPORT_VERSION:
+                    raise InvalidInputError(f"export format version {rec.get('version')} is not supported")
+            elif kind == "trajectory":
+                ns = namespace or check_namespace(rec["namespace"])
+                out["trajectories"].append((ns, Trajectory.model_validate(rec["trajectory"])))
+            elif kind == "procedure":
+                p = Procedure.model_validate(rec["procedure"])
+                if namespace:
+                    p = p.model_copy(update={"namespace": namespace})
+                check_namespace(p.namespace)
+                out["procedures"].append((p, bool(rec.get("head", True))))
+            elif kind == "event":
+                e = Event.model_validate(rec["event"])
+                if namespace:
+                    e = e.model_copy(update={"namespace": namespace})
+                out["events"].append(e)
+            else:
+                raise InvalidInputError(f"unknown record type {kind!r}")
+        except (ValidationError, KeyError, TypeError) as err:
+            raise InvalidInputError(f"record {n} of the import is invalid: {err}") from None
+        except InvalidInputError as err:
+            raise InvalidInputError(f"record {n} of the import: {err}") from None
+    return out

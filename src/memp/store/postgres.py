@@ -35,8 +35,7 @@ from memp._errors import (
     StoreError,
     StoreVersionError,
 )
-from memp.store.base import EXPORT_FORMAT, EXPORT_VERSION, Ref, VectorTable, check_namespace
-from memp.store.sqlite import _parse_records
+from memp.store.base import EXPORT_FORMAT, EXPORT_VERSION, Ref, VectorTable, check_namespace, parse_export
 from memp.types import Event, Procedure, ProcedureStats, ProcedureStatus, Trajectory, utcnow
 
 try:
@@ -515,7 +514,7 @@ class PostgresStore:
                 yield {"type": "event", "event": e.model_dump(mode="json", exclude={"seq"})}
 
     def import_records(self, records: Iterable[dict[str, Any]], *, namespace: str | None = None) -> dict[str, int]:
-        parsed = _parse_records(records, namespace)
+        parsed = parse_export(records, namespace)
         with self._write() as db:
             for ns, t in parsed["trajectories"]:
                 self._upsert_trajectory(db, ns, t)

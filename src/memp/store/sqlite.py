@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from memp._errors import (
     InvalidInputError,
@@ -26,7 +25,7 @@ from memp._errors import (
     StoreError,
     StoreVersionError,
 )
-from memp.store.base import EXPORT_FORMAT, EXPORT_VERSION, Ref, VectorTable, check_namespace
+from memp.store.base import EXPORT_FORMAT, EXPORT_VERSION, Ref, VectorTable, check_namespace, parse_export
 from memp.types import Event, Procedure, ProcedureStats, ProcedureStatus, Trajectory, utcnow
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
@@ -465,7 +464,7 @@ class SQLiteStore:
                 yield {"type": "event", "event": e.model_dump(mode="json", exclude={"seq"})}
 
     def import_records(self, records: Iterable[dict[str, Any]], *, namespace: str | None = None) -> dict[str, int]:
-        parsed = _parse_records(records, namespace)
+        parsed = parse_export(records, namespace)
         with self._write() as db:
             for ns, t in parsed["trajectories"]:
                 db.execute("INSERT OR REPLACE INTO trajectories VALUES (?,?,?)", (ns, t.id, t.model_dump_json()))
@@ -483,37 +482,3 @@ class SQLiteStore:
             for e in parsed["events"]:
                 self._event(db, e)
         return {k: len(v) for k, v in parsed.items()}
-
-
-def _parse_records(records: Iterable[dict[str, Any]], namespace: str | None) -> dict[str, list]:
-    """Validate an export stream completely before anything is written."""
-    out: dict[str, list] = {"trajectories": [], "procedures": [], "events": []}
-    if namespace is not None:
-        check_namespace(namespace)
-    for n, rec in enumerate(records, 1):
-        try:
-            kind = rec.get("type") if isinstance(rec, dict) else None
-            if kind == EXPORT_FORMAT:
-                if rec.get("version") != EXPORT_VERSION:
-                    raise InvalidInputError(f"export format version {rec.get('version')} is not supported")
-            elif kind == "trajectory":
-                ns = namespace or check_namespace(rec["namespace"])
-                out["trajectories"].append((ns, Trajectory.model_validate(rec["trajectory"])))
-            elif kind == "procedure":
-                p = Procedure.model_validate(rec["procedure"])
-                if namespace:
-                    p = p.model_copy(update={"namespace": namespace})
-                check_namespace(p.namespace)
-                out["procedures"].append((p, bool(rec.get("head", True))))
-            elif kind == "event":
-                e = Event.model_validate(rec["event"])
-                if namespace:
-                    e = e.model_copy(update={"namespace": namespace})
-                out["events"].append(e)
-            else:
-                raise InvalidInputError(f"unknown record type {kind!r}")
-        except (ValidationError, KeyError, TypeError) as err:
-            raise InvalidInputError(f"record {n} of the import is invalid: {err}") from None
-        except InvalidInputError as err:
-            raise InvalidInputError(f"record {n} of the import: {err}") from None
-    return out

@@ -101,7 +101,7 @@ def _play(game: str, hits: list[dict], seed: int, max_steps: int, agent: str = "
           llm: LLMSettings | None = None) -> str:
     from memp.llm.errors import LLMAuthError, LLMConfigError, LLMModelNotFoundError
 
-    if _ENV is None:
+    if _ENV is None or _ENV.max_steps != max_steps:  # in-process runs may differ in step limit
         _init(max_steps)
     task = task_of_game(game)
     player = None

@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-EXTRAS := embed,test,alfworld,llm,llm-server,service,postgres,mcp,ann,browser
+EXTRAS := embed,test,alfworld,llm,llm-server,service,postgres,mcp,ann,browser,ray
 # Re-install whenever pyproject.toml changes.
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 

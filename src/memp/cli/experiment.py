@@ -47,7 +47,9 @@ def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfwo
           n_train: Annotated[Optional[int], typer.Option(help="Train games/queries (default: all).")] = None,
           n_test: Annotated[Optional[int], typer.Option(help="Test games/queries (default: all).")] = None,
           workers: int = 2, llm_base_url: LLMBaseUrlOpt = None, llm_model: LLMModelOpt = None,
-          llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None) -> None:
+          llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None,
+          ray: Annotated[Optional[str], typer.Option(
+              "--ray", help="Play episodes on Ray: 'local', or a cluster address (ALFWorld only).")] = None) -> None:
     """Tables 1-2 and Figures 3, 5a, 5b of the paper; writes results.json, report.md, report.html."""
     if agent is AgentKind.llm and env is Env.travelplanner:
         raise InvalidInputError("the TravelPlanner suite runs the LLM-free planner for now; use --agent offline")
@@ -66,16 +68,18 @@ def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfwo
             llm = LLMSettings(base_url=llm_base_url, model=llm_model, api_key=llm_api_key,
                               cache=str(llm_cache) if llm_cache else str(out / "llm-cache.sqlite"))
         results = run_paper(out, seeds=_seeds(seeds), n_train=n_train, n_test=n_test, workers=workers,
-                            agent=agent.value, llm=llm)
+                            agent=agent.value, llm=llm, ray_address=ray)
     console.print(f"wrote {out}/results.json and the report in {results.get('seconds', 0):.0f} s")
 
 
 @bench_app.command("alfworld")
 def bench_alfworld(out: Annotated[Path, typer.Option(help="Output folder (resumable).")] = Path("bench-alfworld"),
                    seeds: SeedsOpt = "0,1,2", n_train: Optional[int] = None, n_test: Optional[int] = None,
-                   workers: int = 2) -> None:
+                   workers: int = 2, ray: Annotated[Optional[str], typer.Option(
+                       "--ray", help="Play episodes on Ray: 'local', or a cluster address.")] = None) -> None:
     """The full ALFWorld run: official games when ALFWORLD_DATA is set, else generated ones."""
     from memp.experiments.paper import run_paper
 
-    results = run_paper(out, seeds=_seeds(seeds), n_train=n_train, n_test=n_test, workers=workers)
+    results = run_paper(out, seeds=_seeds(seeds), n_train=n_train, n_test=n_test, workers=workers,
+                        ray_address=ray)
     console.print(f"wrote {out}/results.json and the report in {results['seconds']:.0f} s")

@@ -118,6 +118,20 @@ def _play(game: str, hits: list[dict], seed: int, max_steps: int, agent: str = "
     return trajectory.model_dump_json()
 
 
+def _ray_play(address: str, workers: int):
+    """``_play`` as a Ray remote function, on a local instance or a running cluster."""
+    try:
+        import ray
+    except ImportError:
+        from memp._errors import MempError
+
+        raise MempError("running on Ray needs the ray extra: pip install 'memp[ray]'") from None
+    local = address == "local"
+    ray.init(address=None if local else address, num_cpus=workers if local else None,
+             include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    return ray.remote(_play)
+
+
 class AlfworldPlayer:
     """Plays batches of ALFWorld episodes in parallel processes.
 
@@ -126,7 +140,9 @@ class AlfworldPlayer:
     """
 
     def __init__(self, workers: int = 2, max_steps: int = 30, *, agent: str = "offline",
-                 llm: LLMSettings | None = None) -> None:
+                 llm: LLMSettings | None = None, ray_address: str | None = None) -> None:
+        """``ray_address`` ("local", or a cluster's "ray://host:10001" / "host:6379") plays each
+        episode as a Ray task instead; every node needs memp and the games at the same paths."""
         if agent not in AGENTS:
             raise ValueError(f"unknown ALFWorld agent {agent!r}; choose one of {', '.join(AGENTS)}")
         if agent == "llm":
@@ -139,14 +155,21 @@ class AlfworldPlayer:
         self.agent = agent
         self.llm = llm
         self._pool = None
-        if workers > 1:
+        self._ray = None
+        if ray_address is not None:
+            self._ray = _ray_play(ray_address, workers)
+        elif workers > 1:
             self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
                                              initializer=_init, initargs=(max_steps,))
 
     def __call__(self, batch: list[tuple[EpisodeTask, list[RetrievalHit]]]) -> list[Trajectory]:
         args = [(t.id, [h.model_dump(mode="json") for h in hits], t.seed, self.max_steps, self.agent, self.llm)
                 for t, hits in batch]
-        if self._pool is None:
+        if self._ray is not None:
+            import ray
+
+            results = ray.get([self._ray.remote(*a) for a in args])
+        elif self._pool is None:
             results = [_play(*a) for a in args]
         else:
             results = list(self._pool.map(_play, *zip(*args))) if args else []
@@ -154,7 +177,11 @@ class AlfworldPlayer:
 
     def close(self) -> None:
         global _LLM
-        if self._pool is not None:
+        if self._ray is not None:
+            import ray
+
+            ray.shutdown()
+        elif self._pool is not None:
             self._pool.shutdown()
         elif _LLM is not None:  # episodes ran in this process: release its client and cache file
             _LLM[1].close()

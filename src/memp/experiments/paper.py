@@ -64,7 +64,8 @@ def _spread(games: list[Path], n: int | None) -> list[Path]:
 
 
 def run_paper(out: str | Path, *, seeds=(0, 1, 2), n_train: int | None = None, n_test: int | None = None,
-              workers: int = 2, ks=KS, group_size: int = 10, agent: str = "offline", llm=None) -> dict:
+              workers: int = 2, ks=KS, group_size: int = 10, agent: str = "offline", llm=None,
+              ray_address: str | None = None) -> dict:
     """Every analysis; ``agent="llm"`` with ``llm=LLMSettings(...)`` plays the LLM ReAct agent."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -72,7 +73,8 @@ def run_paper(out: str | Path, *, seeds=(0, 1, 2), n_train: int | None = None, n
     train, test, source = choose_games(out, n_train, n_test, seeds[0])
     gold = gold_trajectories(train, out / "gold.jsonl", workers=workers, seed=seeds[0])
     embedder = make_embedder("minilm", cache=out / "embeddings.sqlite")
-    with AlfworldPlayer(workers=workers, agent=agent, llm=llm) as play, progress_bar() as progress:
+    with AlfworldPlayer(workers=workers, agent=agent, llm=llm, ray_address=ray_address) as play, \
+            progress_bar() as progress:
         own = _agent_built_memory(train, play, out, progress)
         for seed in seeds:
             folder = out / f"seed-{seed}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from memp._errors import InvalidInputError
 from memp.cli import experiment, memory
 from memp.cli._common import run, typer_app
 from memp.server import cli as server
@@ -30,11 +31,13 @@ for _name, (_module, _help) in _OPTIONAL.items():
 
 
 @app.command()
-def demo(out: str = "demo-out", seed: int = 0) -> None:
+def demo(out: str = "demo-out", seed: int = 0, n_train: int = 30, n_test: int = 48, workers: int = 2) -> None:
     """The offline demo on generated ALFWorld games: memory built, used and updated, no LLM."""
     from memp.demo import run_demo
 
-    run_demo(out, seed=seed)
+    if min(n_train, n_test, workers) < 1:
+        raise InvalidInputError("--n-train, --n-test and --workers must be at least 1")
+    run_demo(out, seed=seed, n_train=n_train, n_test=n_test, workers=workers)
 
 
 def main() -> None:

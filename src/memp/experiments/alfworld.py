@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memp.experiments.runner import Condition, EpisodeTask, Player, by_group, run_condition, summarise
+from memp.experiments.runner import (
+    Condition,
+    EpisodeTask,
+    Player,
+    by_group,
+    load_records,
+    run_condition,
+    summarise,
+)
 from memp.types import RetrievalHit, Task, Trajectory
 
 _TASK = re.compile(r"Your task is to: (.*?)\.", re.IGNORECASE)
@@ -245,8 +253,7 @@ def fresh_memory(path: Path, embedder, **options):
 
 
 def _has_records(out: Path, condition: str) -> bool:
-    path = out / "episodes.jsonl"
-    return path.exists() and f'"condition": "{condition}"' in path.read_text()
+    return any(r.condition == condition for r in load_records(out / "episodes.jsonl"))
 
 
 def run_frozen(name: str, tasks: list[EpisodeTask], play: Player, out: Path, embedder, *,

@@ -32,7 +32,17 @@ from memp.experiments.alfworld import (
     run_frozen,
     run_online,
 )
-from memp.experiments.runner import EpisodeRecord, _load_records, markdown_table, progress_bar, summarise
+from memp.experiments.runner import (
+    Condition,
+    EpisodeRecord,
+    by_group,
+    load_records,
+    markdown_table,
+    progress_bar,
+    run_condition,
+    summarise,
+)
+from memp.types import Trajectory
 
 PAPER_GPT4O = {  # the paper's ALFWorld Dev success rates (%) with GPT-4o, for reference
     "no memory": 39.28, "script": 66.67, "trajectory": 67.17, "proceduralization": 87.14,
@@ -103,47 +113,38 @@ def run_paper(out: str | Path, *, seeds=(0, 1, 2), n_train: int | None = None, n
 
 def _agent_built_memory(train: list[Path], play, out: Path, progress):
     """The agent's own successful runs on the train games, without memory: its memory to transfer."""
-    from memp.experiments.runner import Condition, run_condition
-
-    tasks = episode_tasks(train, 0)
-    records = run_condition(Condition("agent on train"), tasks, play, out / "agent-train", progress=progress)
+    records = run_condition(Condition("agent on train"), episode_tasks(train, 0), play, out / "agent-train",
+                            progress=progress)
     wins = {r.trajectory_id for r in records if r.success}
-    from memp.types import Trajectory
-
     lines = (out / "agent-train" / "trajectories.jsonl").read_text().splitlines()
     runs = [Trajectory.model_validate({k: v for k, v in json.loads(line).items() if k != "condition"})
             for line in lines]
     return [t for t in runs if t.id in wins]
 
 
-def _pooled(out: Path, seeds, name: str) -> dict:
+def _tables(out: Path, seeds, ks) -> dict:
+    # Each seed's episodes file is read once; every table pools its conditions across seeds.
     records: list[EpisodeRecord] = []
     for seed in seeds:
-        records += [r for r in _load_records(out / f"seed-{seed}" / "episodes.jsonl") if r.condition == name]
-    return summarise(records)
+        records += load_records(out / f"seed-{seed}" / "episodes.jsonl")
 
+    def of(name: str) -> list[EpisodeRecord]:
+        return [r for r in records if r.condition == name]
 
-def _pooled_groups(out: Path, seeds, name: str) -> list[dict]:
-    from memp.experiments.runner import by_group
+    def pooled(name: str) -> dict:
+        return summarise(of(name))
 
-    records = []
-    for seed in seeds:
-        records += [r for r in _load_records(out / f"seed-{seed}" / "episodes.jsonl") if r.condition == name]
-    return by_group(records)
-
-
-def _tables(out: Path, seeds, ks) -> dict:
-    t1 = {n: _pooled(out, seeds, n) for n in ("no memory", "trajectory", "script", "proceduralization")}
-    t2 = {"none": t1["no memory"], "query": t1["proceduralization"],
-          **{r: _pooled(out, seeds, f"retrieve {r}") for r in ("random", "avefact", "hybrid")}}
-    t2 = {k: t2[k] for k in ("none", "random", "query", "avefact", "hybrid")}
-    fig3 = {u: _pooled_groups(out, seeds, f"online {u}") for u in ("vanilla", "validation", "adjustment")}
-    fig5a = {"no memory": t1["no memory"], "agent-built memory": _pooled(out, seeds, "agent-built memory"),
+    t1 = {n: pooled(n) for n in ("no memory", "trajectory", "script", "proceduralization")}
+    t2 = {"none": t1["no memory"], "random": pooled("retrieve random"), "query": t1["proceduralization"],
+          "avefact": pooled("retrieve avefact"), "hybrid": pooled("retrieve hybrid")}
+    updates = ("vanilla", "validation", "adjustment")
+    fig5a = {"no memory": t1["no memory"], "agent-built memory": pooled("agent-built memory"),
              "expert-built memory": t1["proceduralization"]}
     fig5b = {f"k={k}": (t1["no memory"] if k == 0 else t1["proceduralization"] if k == 3
-                        else _pooled(out, seeds, f"k={k}")) for k in ks}
-    return {"table1_build": t1, "table2_retrieve": t2, "figure3_update": fig3,
-            "figure3_overall": {u: _pooled(out, seeds, f"online {u}") for u in fig3},
+                        else pooled(f"k={k}")) for k in ks}
+    return {"table1_build": t1, "table2_retrieve": t2,
+            "figure3_update": {u: by_group(of(f"online {u}")) for u in updates},
+            "figure3_overall": {u: pooled(f"online {u}") for u in updates},
             "figure5a_transfer": fig5a, "figure5b_k": fig5b}
 
 

@@ -70,7 +70,8 @@ class EpisodeRecord:
 Player = Callable[[list[tuple[EpisodeTask, list[RetrievalHit]]]], list[Trajectory]]
 
 
-def _load_records(path: Path) -> list[EpisodeRecord]:
+def load_records(path: Path) -> list[EpisodeRecord]:
+    """Every record of an ``episodes.jsonl``; a line cut short by a crash is skipped."""
     if not path.exists():
         return []
     records = []
@@ -96,7 +97,7 @@ def run_condition(
     """Run one condition over the tasks; returns every record, old and new."""
     out_dir.mkdir(parents=True, exist_ok=True)
     episodes_path = out_dir / "episodes.jsonl"
-    done = [r for r in _load_records(episodes_path) if r.condition == condition.name]
+    done = [r for r in load_records(episodes_path) if r.condition == condition.name]
     done_groups = {r.group for r in done}
     size = group_size or len(tasks) or 1
     groups = [list(tasks[i:i + size]) for i in range(0, len(tasks), size)]

@@ -14,16 +14,14 @@ pool the seeds (success rates with 95 % Wilson intervals).
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import platform
 import time
-from importlib import metadata
 from pathlib import Path
 
 from memp.embed import make_embedder
-from memp.experiments import plots
+from memp.experiments import plots, report
 from memp.experiments.alfworld import (
     AlfworldPlayer,
     episode_tasks,
@@ -105,7 +103,7 @@ def run_paper(out: str | Path, *, seeds=(0, 1, 2), n_train: int | None = None, n
                    n_test_games=len(test), retrieve="query (unless stated)", k=3, group_size=group_size,
                    embedder=embedder.name, seconds=round(time.perf_counter() - started, 1),
                    machine={"cores": os.cpu_count(), "python": platform.python_version()},
-                   versions=_versions())
+                   versions=report.versions())
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     _report(out, results)
     return results
@@ -146,16 +144,6 @@ def _tables(out: Path, seeds, ks) -> dict:
             "figure3_update": {u: by_group(of(f"online {u}")) for u in updates},
             "figure3_overall": {u: pooled(f"online {u}") for u in updates},
             "figure5a_transfer": fig5a, "figure5b_k": fig5b}
-
-
-def _versions() -> dict:
-    out = {}
-    for name in ("memp", "alfworld", "textworld", "sentence-transformers", "torch", "numpy"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def _report(out: Path, r: dict) -> None:
@@ -202,35 +190,4 @@ compare the ordering, not the values):
 ![](figure5b_k.png)
 """
     (out / "report.md").write_text(md)
-    (out / "report.html").write_text(_html(out, md))
-
-
-def _html(out: Path, md: str) -> str:
-    """A self-contained page: the report's text with the plots inlined as data URIs."""
-    import base64
-    import re
-
-    body: list[str] = []
-    rows: list[str] = []
-    for line in md.splitlines() + [""]:
-        if line.startswith("|"):
-            if not set(line) <= {"|", "-", " "}:
-                tag = "th" if not rows else "td"
-                rows.append("<tr>" + "".join(f"<{tag}>{html.escape(c.strip())}</{tag}>"
-                                             for c in line.strip("|").split("|")) + "</tr>")
-            continue
-        if rows:
-            body.append("<table>" + "".join(rows) + "</table>")
-            rows = []
-        m = re.match(r"!\[\]\((.+\.png)\)", line)
-        if m:
-            data = base64.b64encode((out / m.group(1)).read_bytes()).decode()
-            body.append(f'<img alt="{m.group(1)}" src="data:image/png;base64,{data}">')
-        elif line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
-        elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
-    style = ("body{font-family:sans-serif;max-width:60em;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}")
-    return f"<!doctype html><meta charset=utf-8><title>memp paper report</title><style>{style}</style>" + "\n".join(body)
+    (out / "report.html").write_text(report.html_page(out, md))

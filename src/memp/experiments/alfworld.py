@@ -71,6 +71,9 @@ class LLMSettings:
     few_shot: bool = True  # the prompt's two examples cost ~1,200 tokens
 
 
+# Games a worker keeps loaded: every condition plays the same test games, and loading a game
+# (its PDDL translation) costs more than playing it. About 3 MB each.
+KEEP_GAMES = 400
 _ENV = None
 _LLM: tuple[LLMSettings, Any] | None = None  # this process's client, with the settings it came from
 
@@ -79,7 +82,7 @@ def _init(max_steps: int) -> None:
     global _ENV
     from memp.envs.alfworld.env import AlfworldEnv
 
-    _ENV = AlfworldEnv(max_steps=max_steps)
+    _ENV = AlfworldEnv(max_steps=max_steps, keep_games=KEEP_GAMES)
 
 
 def _client(settings: LLMSettings):

@@ -190,3 +190,34 @@ def test_restored_reset_matches_the_engines_own_reset(generated: list[Path]) -> 
                 trace.append((obs, info["admissible_commands"]))
         traces.append(trace)
     assert traces[0] == traces[1]
+
+
+def test_kept_games_reload_to_the_same_start(generated: list[Path]) -> None:
+    """A game loaded again from memory plays exactly as one parsed from its file."""
+    games = generated[:3]
+    walkthrough = json.loads((games[0] / "game.tw-pddl").read_text())["walkthrough"]
+
+    def play(env: AlfworldEnv) -> list[tuple[str, list[str]]]:
+        obs, info = env.reset()
+        trace = [(obs, info["admissible_commands"])]
+        for action in walkthrough:
+            obs, _, _, info = env.step(action)
+            trace.append((obs, info["admissible_commands"]))
+        return trace
+
+    fresh = play(AlfworldEnv(games[0], max_steps=100))
+    kept = AlfworldEnv(max_steps=100, keep_games=2)
+    kept.load(games[0])
+    assert play(kept) == fresh
+    kept.load(games[1])  # another game in between, played to the end, changes nothing
+    kept.reset()
+    kept.load(games[0])
+    assert play(kept) == fresh
+    assert len(kept._games) == 2
+    kept.load(games[2])  # a third game pushes out the least recently used one (games[1])
+    assert {p.parent.name for p in kept._games} == {games[0].name, games[2].name}
+
+
+def test_keep_games_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="keep_games"):
+        AlfworldEnv(keep_games=-1)

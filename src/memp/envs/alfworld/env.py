@@ -13,6 +13,8 @@ import json
 import os
 import re
 import sys
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +156,17 @@ class _InitialState:
         return state
 
 
+@dataclass
+class _LoadedGame:
+    """What loading a game file gives the engine; kept to load the same game again for free."""
+
+    data: dict[str, Any]
+    logic: Any
+    entity_infos: dict[str, Any]
+    initial: _InitialState
+    task_type: str | None
+
+
 class AlfworldEnv:
     """One ALFWorld game on the official engine, with a step limit.
 
@@ -172,7 +185,11 @@ class AlfworldEnv:
         translate_actions: bool = True,
         cache_commands: bool = True,
         restore_reset: bool = True,
+        keep_games: int = 0,
     ) -> None:
+        """``keep_games`` > 0 keeps that many loaded games in memory (least recently used
+        first out), so loading one of them again costs nothing: an experiment plays each game
+        under many conditions, and the PDDL translation of a load is most of an episode's time."""
         if max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {max_steps}")
         self.max_steps = max_steps
@@ -180,6 +197,10 @@ class AlfworldEnv:
         self.translate_actions = translate_actions
         self.cache_commands = cache_commands
         self.restore_reset = restore_reset
+        if keep_games < 0:
+            raise ValueError(f"keep_games must be 0 or more, got {keep_games}")
+        self.keep_games = keep_games
+        self._games: OrderedDict[Path, _LoadedGame] = OrderedDict()
         textworld, pddl_env, demangler = _engine()
         infos = textworld.EnvInfos(won=True, admissible_commands=True, facts=facts)
         self._inner = pddl_env(infos)
@@ -203,7 +224,27 @@ class AlfworldEnv:
         path = Path(game_path)
         if path.is_dir():
             path = path / "game.tw-pddl"
-        data = read_game_file(path)
+        game = self._games.get(path.resolve()) if self.keep_games else None
+        if game is None:
+            game = self._load_from_file(path)
+            if self.keep_games:
+                self._games[path.resolve()] = game
+                while len(self._games) > self.keep_games:
+                    self._games.popitem(last=False)
+        else:
+            self._games.move_to_end(path.resolve())
+        inner = self._inner
+        inner._game_file, inner._game_data, inner.walkthrough = str(path), game.data, game.data.get("walkthrough")
+        inner._logic, inner._entity_infos = game.logic, game.entity_infos
+        inner._pddl_state = None  # every reset starts from the saved initial state
+        self._initial = game.initial
+        self.game_path = path
+        self.style = grammar_style(game.data["grammar"])
+        self.task_type = game.task_type
+        self.done = True
+
+    def _load_from_file(self, path: Path) -> _LoadedGame:
+        read_game_file(path)  # a clear error for a missing or broken file, before the engine's
         argv = list(sys.argv)  # the PDDL translator overwrites sys.argv; give the caller's back
         try:
             self._env.load(str(path))
@@ -217,12 +258,13 @@ class AlfworldEnv:
             sys.argv[:] = argv
         if self.cache_commands:
             self._inner._logic.grammar = _CachedCommandGrammar(self._inner._logic.grammar)
-        self._initial = None
-        self.game_path = path
-        self.style = grammar_style(data["grammar"])
         traj = read_traj_data(path) or {}
-        self.task_type = traj.get("task_type") if isinstance(traj, dict) else None
-        self.done = True
+        return _LoadedGame(
+            data=self._inner._game_data, logic=self._inner._logic, entity_infos=self._inner._entity_infos,
+            # The state the engine just parsed is pristine: it is the start every reset restores.
+            initial=_InitialState(self._inner._pddl_state),
+            task_type=traj.get("task_type") if isinstance(traj, dict) else None,
+        )
 
     # --- episode --------------------------------------------------------------------------
 
@@ -244,12 +286,7 @@ class AlfworldEnv:
         """Start the game over; returns the intro text (rooms and task) and the info dict."""
         if self.game_path is None:
             raise GameFileError("no game loaded; pass game_path or call load() first")
-        if self._initial is None:
-            # Only the first reset after load() finds no saved initial state; the state that
-            # load() parsed is still pristine, so it is snapshotted instead of parsed again.
-            self._initial = _InitialState(self._inner._pddl_state)
-            self._state = self._reset_from(self._initial.restore())
-        elif self.restore_reset:
+        if self.restore_reset:
             self._state = self._reset_from(self._initial.restore())
         else:  # the engine's own reset, which parses the problem again
             self._state = self._env.reset()

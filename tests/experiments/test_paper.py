@@ -31,6 +31,50 @@ def test_tiny_paper_run_writes_every_table(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "results.json").read_text())["n_test_games"] == 3
     html = (tmp_path / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5 and "<table>" in html
-    # Resuming plays nothing again: the same records give the same tables.
-    again = run_paper(tmp_path, seeds=(0,), n_train=3, n_test=3, workers=1, ks=(0, 1, 3), group_size=2)
+    # The agent's own memory is exported for another agent (a weak model, say) to import.
+    from memp.store.base import parse_export, read_export
+
+    exported = parse_export(read_export(tmp_path / "agent-built-memory.jsonl"), None)
+    assert len(exported["trajectories"]) == results["agent_built_runs"]
+    # Resuming plays nothing again: the same records give the same tables. An imported memory (here
+    # the expert's, exported as a user would) adds one transfer condition, played on every test game.
+    gold_export = _gold_export(tmp_path)
+    again = run_paper(tmp_path, seeds=(0,), n_train=3, n_test=3, workers=1, ks=(0, 1, 3), group_size=2,
+                      memory_from=gold_export)
     assert again["table1_build"] == results["table1_build"]
+    assert list(again["figure5a_transfer"])[-1] == "imported memory"
+    assert again["figure5a_transfer"]["imported memory"]["n"] == 3
+    assert again["memory_from"]["procedures"] == len(parse_export(read_export(gold_export), None)["procedures"]) > 0
+    imported = [r for r in _records(tmp_path) if r["condition"] == "imported memory"]
+    assert len(imported) == 3 and all(r["retrieved"] for r in imported)
+    assert "Imported memory:" in (tmp_path / "report.md").read_text()
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "seed-0" / "episodes.jsonl").read_text().splitlines()]
+
+
+def _gold_export(out: Path) -> Path:
+    from memp.embed import make_embedder
+    from memp.memory import Memory
+    from memp.store import SQLiteStore
+    from memp.store.base import write_export
+    from memp.types import Trajectory
+
+    gold = [Trajectory.model_validate_json(line) for line in (out / "gold.jsonl").read_text().splitlines()]
+    with Memory(SQLiteStore(out / "expert.db"), embedder=make_embedder("minilm", cache=out / "embeddings.sqlite")) as mem:
+        mem.add_many(gold)
+        write_export(mem.store, out / "expert.jsonl")
+    return out / "expert.jsonl"
+
+
+@pytest.mark.parametrize("content", ["not json\n", '{"type": "event", "event": {}}\n', ""])
+def test_a_bad_memory_export_stops_the_run_before_any_episode(tmp_path, content):
+    from memp._errors import InvalidInputError
+    from memp.experiments.paper import run_paper
+
+    bad = tmp_path / "memory.jsonl"
+    bad.write_text(content)
+    with pytest.raises(InvalidInputError):
+        run_paper(tmp_path / "out", seeds=(0,), n_train=1, n_test=1, workers=1, memory_from=bad)
+    assert not (tmp_path / "out").exists()

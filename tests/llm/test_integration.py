@@ -97,8 +97,9 @@ def test_alfworld_episode_with_the_llm_agent_and_a_cached_rerun(llama_server: Ll
     cache = str(tmp_path / "responses.sqlite")
     memory = _guided_memory(tmp_path / "memory.db")
     # Without the few-shot examples: they triple each prompt, and the CPU model reads them slowly.
+    price = (1000.0, 3000.0)  # dollars per million tokens: big enough that a short episode costs cents
     live = LLMSettings(llama_server.base_url, llama_server.model, cache=cache, timeout=120.0, context_chars=4000,
-                       max_tokens=32, few_shot=False)
+                       max_tokens=32, few_shot=False, price=price)
     records = _play_llm_condition(alfworld_game, tmp_path / "first", memory, live)
     [record] = records
     [episode] = _episodes(tmp_path / "first")
@@ -113,11 +114,13 @@ def test_alfworld_episode_with_the_llm_agent_and_a_cached_rerun(llama_server: Ll
     # The runner's summary (what results.json holds) carries the tokens.
     summary = summarise(records)
     assert summary["tokens"] == record.tokens > 0
+    expected_cost = (usage["prompt_tokens"] * price[0] + usage["completion_tokens"] * price[1]) / 1e6
+    assert record.cost_usd == pytest.approx(expected_cost) and summary["cost_usd"] == pytest.approx(expected_cost)
     json.dumps(summary)
 
     # The same run again, from the cache alone: nothing listens at this URL.
     replay = LLMSettings(DEAD_URL, llama_server.model, cache=cache, timeout=5.0, context_chars=4000, max_tokens=32,
-                         few_shot=False)
+                         few_shot=False, price=price)
     again = _play_llm_condition(alfworld_game, tmp_path / "second", memory, replay)
     [episode_again] = _episodes(tmp_path / "second")
     assert again[0].error is None, again[0].error
@@ -125,6 +128,7 @@ def test_alfworld_episode_with_the_llm_agent_and_a_cached_rerun(llama_server: Ll
     assert episode_again["metadata"]["usage"]["cache_hits"] == usage["calls"]
     assert episode_again["steps"] == episode["steps"]
     assert (again[0].success, again[0].steps, again[0].tokens) == (record.success, record.steps, record.tokens)
+    assert again[0].cost_usd == 0.0  # answers from the cache cost nothing
     memory.close()
 
 

@@ -159,3 +159,21 @@ def test_a_damaged_cache_file_says_what_to_do(tmp_path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(Exception, match="--llm-cache"):
         ResponseCache(path)
+
+
+@pytest.mark.parametrize("text", ["2.5", "a,b", "1,2,3", "-1,2", ""])
+def test_llm_price_option_rejects_anything_but_two_prices(text: str) -> None:
+    from memp.llm.options import parse_price
+
+    with pytest.raises(LLMConfigError, match="--llm-price"):
+        parse_price(text)
+
+
+def test_llm_price_option_prices_the_resolved_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from memp.llm.options import client_from_options, parse_price
+
+    monkeypatch.setenv("MEMP_LLM_MODEL", "from-env")
+    assert parse_price(" 2.5, 10") == (2.5, 10.0) and parse_price(None) is None
+    client = client_from_options("http://127.0.0.1:9/v1", price=parse_price("2.5,10"))
+    assert client.prices == {"from-env": Price(2.5, 10.0)}
+    client.close()

@@ -10,7 +10,7 @@ import typer
 
 from memp._errors import InvalidInputError
 from memp.cli._common import console, typer_app
-from memp.llm.options import LLMApiKeyOpt, LLMBaseUrlOpt, LLMCacheOpt, LLMModelOpt
+from memp.llm.options import LLMApiKeyOpt, LLMBaseUrlOpt, LLMCacheOpt, LLMModelOpt, LLMPriceOpt, parse_price
 
 app = typer_app("Reproduce the Memp paper's analyses.")
 bench_app = typer_app("Full benchmark runs (longer than the demo).")
@@ -27,6 +27,10 @@ class AgentKind(str, Enum):
 
 
 SeedsOpt = Annotated[str, typer.Option(help="Comma-separated seeds; LLM-free runs use at least 3.")]
+MemoryFromOpt = Annotated[Optional[Path], typer.Option(
+    "--memory-from", dir_okay=False, show_default=False,
+    help="A memory export (e.g. another run's agent-built-memory.jsonl) played as 'imported memory' in "
+         "Figure 5a: a strong model's memory for a weak one. Same embedder on both sides.")]
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -47,10 +51,12 @@ def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfwo
           n_train: Annotated[Optional[int], typer.Option(help="Train games/queries (default: all).")] = None,
           n_test: Annotated[Optional[int], typer.Option(help="Test games/queries (default: all).")] = None,
           workers: int = 2, llm_base_url: LLMBaseUrlOpt = None, llm_model: LLMModelOpt = None,
-          llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None,
+          llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None, llm_price: LLMPriceOpt = None,
+          memory_from: MemoryFromOpt = None,
           ray: Annotated[Optional[str], typer.Option(
               "--ray", help="Play episodes on Ray: 'local', or a cluster address (ALFWorld only).")] = None) -> None:
     """Tables 1-2 and Figures 3, 5a, 5b of the paper; writes results.json, report.md, report.html."""
+    price = parse_price(llm_price)
     if agent is AgentKind.llm and env is Env.travelplanner:
         raise InvalidInputError("the TravelPlanner suite runs the LLM-free planner for now; use --agent offline")
     if env is Env.travelplanner:
@@ -66,9 +72,9 @@ def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfwo
         llm = None
         if agent is AgentKind.llm:
             llm = LLMSettings(base_url=llm_base_url, model=llm_model, api_key=llm_api_key,
-                              cache=str(llm_cache) if llm_cache else str(out / "llm-cache.sqlite"))
+                              cache=str(llm_cache) if llm_cache else str(out / "llm-cache.sqlite"), price=price)
         results = run_paper(out, seeds=_seeds(seeds), n_train=n_train, n_test=n_test, workers=workers,
-                            agent=agent.value, llm=llm, ray_address=ray)
+                            agent=agent.value, llm=llm, ray_address=ray, memory_from=memory_from)
     console.print(f"wrote {out}/results.json and the report in {results.get('seconds', 0):.0f} s")
 
 
@@ -76,10 +82,11 @@ def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfwo
 def bench_alfworld(out: Annotated[Path, typer.Option(help="Output folder (resumable).")] = Path("bench-alfworld"),
                    seeds: SeedsOpt = "0,1,2", n_train: Optional[int] = None, n_test: Optional[int] = None,
                    workers: int = 2, ray: Annotated[Optional[str], typer.Option(
-                       "--ray", help="Play episodes on Ray: 'local', or a cluster address.")] = None) -> None:
+                       "--ray", help="Play episodes on Ray: 'local', or a cluster address.")] = None,
+                   memory_from: MemoryFromOpt = None) -> None:
     """The full ALFWorld run: official games when ALFWORLD_DATA is set, else generated ones."""
     from memp.experiments.paper import run_paper
 
     results = run_paper(out, seeds=_seeds(seeds), n_train=n_train, n_test=n_test, workers=workers,
-                        ray_address=ray)
+                        ray_address=ray, memory_from=memory_from)
     console.print(f"wrote {out}/results.json and the report in {results['seconds']:.0f} s")

@@ -24,6 +24,7 @@ from memp.cli._common import (
 )
 from memp.llm.options import LLMApiKeyOpt, LLMBaseUrlOpt, LLMCacheOpt, LLMModelOpt
 from memp.store import SQLiteStore
+from memp.store.base import read_export, text_lines, write_export
 from memp.types import Procedure, trajectory_from_json
 
 app = typer_app("Look at, move and curate a procedural memory.")
@@ -156,14 +157,10 @@ def export(db: DbOpt = DEFAULT_DB,
            out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file, or - for stdout.")] = Path("-")) -> None:
     """Write the memory, with versions, provenance and events, as JSON Lines."""
     with SQLiteStore(existing_db(db)) as store:
-        lines = (json.dumps(r, sort_keys=True) + "\n" for r in store.export_records(namespace))
         if str(out) == "-":
-            sys.stdout.writelines(lines)
+            sys.stdout.writelines(json.dumps(r, sort_keys=True) + "\n" for r in store.export_records(namespace))
             return
-        tmp = out.with_name(out.name + ".partial")
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.writelines(lines)
-        tmp.replace(out)  # never leave a half-written export under the real name
+        write_export(store, out, namespace)
     console.print(f"exported to {out}", highlight=False)
 
 
@@ -173,7 +170,7 @@ def import_(source: Annotated[Path, typer.Argument(help="A JSONL file written by
             namespace: Annotated[Optional[str], typer.Option("--namespace", "-n",
                                                              help="Import everything into this namespace.")] = None) -> None:
     """Load an export: all records are checked first, then written in one transaction."""
-    records = _read_jsonl(source)
+    records = read_export(source)
     if db.is_dir():
         existing_db(db)
     with SQLiteStore(db) as store:
@@ -196,7 +193,7 @@ def add(source: Annotated[Path, typer.Argument(help="Trajectories, one JSON obje
     from memp.memory import Memory
 
     trajectories = []
-    for n, line in enumerate(_lines(source), 1):
+    for n, line in enumerate(text_lines(source), 1):
         try:
             trajectories.append(trajectory_from_json(line))
         except InvalidTrajectoryError as err:
@@ -254,25 +251,3 @@ def _resolve(store: SQLiteStore, namespace: str, prefix: str) -> str:
     if len(ids) > 1:
         raise InvalidInputError(f"id prefix {prefix!r} is ambiguous; give more characters")
     return ids[0] if ids else prefix  # let the store raise its not-found error
-
-
-def _lines(path: Path) -> list[str]:
-    if path.is_dir() or not path.exists():
-        raise InvalidInputError(f"{path} is not a file")
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise InvalidInputError(f"{path} is not UTF-8 text (bad byte at offset {err.start}); "
-                                "re-encode it as UTF-8") from None
-    return [line for line in text.splitlines() if line.strip()]
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    records = []
-    for n, line in enumerate(_lines(path), 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise InvalidInputError(f"{path} line {n} is not JSON: {err.msg}") from None
-    return records

@@ -69,6 +69,7 @@ class LLMSettings:
     context_chars: int = 12000
     max_tokens: int | None = 96
     few_shot: bool = True  # the prompt's two examples cost ~1,200 tokens
+    price: tuple[float, float] | None = None  # dollars per million (prompt, completion) tokens
 
 
 # Games a worker keeps loaded: every condition plays the same test games, and loading a game
@@ -91,7 +92,8 @@ def _client(settings: LLMSettings):
         from memp.llm.options import client_from_options
 
         client = client_from_options(settings.base_url, settings.model, settings.api_key, settings.temperature,
-                                     settings.cache, timeout=settings.timeout, seed=settings.seed)
+                                     settings.cache, timeout=settings.timeout, seed=settings.seed,
+                                     price=settings.price)
         _LLM = (settings, client)
     return _LLM[1]
 
@@ -261,15 +263,21 @@ def _has_records(out: Path, condition: str) -> bool:
 
 def run_frozen(name: str, tasks: list[EpisodeTask], play: Player, out: Path, embedder, *,
                gold: list[Trajectory] | None, build: str = "proceduralization", retrieve: str = "query",
-               k: int = 3, seed: int = 0, progress=None) -> dict:
-    """One condition with memory built from ``gold`` and kept fixed (``gold=None``: no memory)."""
-    if gold is None or k == 0:
+               k: int = 3, seed: int = 0, imported: list[dict] | None = None, progress=None) -> dict:
+    """One condition with memory built from ``gold`` and kept fixed (``gold=None``: no memory).
+
+    ``imported`` (the records of a memory export) is the memory instead, procedures as exported.
+    """
+    if (gold is None and imported is None) or k == 0:
         records = run_condition(Condition(name), tasks, play, out, progress=progress)
         return summarise(records)
     mem = fresh_memory(out / f"memory-{name.replace(' ', '-')}.db", embedder, build=build,
                        retrieve=retrieve, k=k, seed=seed)
-    mem.add_many(gold)
-    cond = Condition(name, build=build, retrieve=retrieve, k=k)
+    if imported is not None:
+        mem.store.import_records(imported, namespace=mem.namespace)
+    else:
+        mem.add_many(gold)
+    cond = Condition(name, build=build, retrieve=retrieve, k=k, memory="imported" if imported else "gold")
     records = run_condition(cond, tasks, play, out, memory=mem, progress=progress)
     mem.close()
     return summarise(records)

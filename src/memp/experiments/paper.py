@@ -73,9 +73,15 @@ def _spread(games: list[Path], n: int | None) -> list[Path]:
 
 def run_paper(out: str | Path, *, seeds=(0, 1, 2), n_train: int | None = None, n_test: int | None = None,
               workers: int = 2, ks=KS, group_size: int = 10, agent: str = "offline", llm=None,
-              ray_address: str | None = None) -> dict:
-    """Every analysis; ``agent="llm"`` with ``llm=LLMSettings(...)`` plays the LLM ReAct agent."""
+              ray_address: str | None = None, memory_from: str | Path | None = None) -> dict:
+    """Every analysis; ``agent="llm"`` with ``llm=LLMSettings(...)`` plays the LLM ReAct agent.
+
+    ``memory_from`` is a memory export (``memp memory export``, or another run's
+    ``agent-built-memory.jsonl``) played as one more transfer condition, "imported memory": a
+    strong model's memory used by a weak one. Each run exports its own agent-built memory.
+    """
     out = Path(out)
+    imported = _imported(memory_from)  # a bad file fails here, before any episode is played
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     train, test, source = choose_games(out, n_train, n_test, seeds[0])
@@ -84,6 +90,7 @@ def run_paper(out: str | Path, *, seeds=(0, 1, 2), n_train: int | None = None, n
     with AlfworldPlayer(workers=workers, agent=agent, llm=llm, ray_address=ray_address) as play, \
             progress_bar() as progress:
         own = _agent_built_memory(train, play, out, progress)
+        _export(own, out / "agent-built-memory.jsonl", embedder)
         for seed in seeds:
             folder = out / f"seed-{seed}"
             tasks = episode_tasks(test, seed)
@@ -93,10 +100,16 @@ def run_paper(out: str | Path, *, seeds=(0, 1, 2), n_train: int | None = None, n
                            seed=seed, progress=progress)
             run_online(tasks, play, folder, embedder, group_size=group_size, progress=progress)
             run_frozen("agent-built memory", tasks, play, folder, embedder, gold=own, progress=progress)
+            if imported:
+                run_frozen("imported memory", tasks, play, folder, embedder, gold=None, imported=imported,
+                           progress=progress)
             for k in ks:
                 if k not in (0, 3):  # k=0 is "no memory", k=3 is the default run
                     run_frozen(f"k={k}", tasks, play, folder, embedder, gold=gold, k=k, progress=progress)
     results = _tables(out, seeds, ks)
+    if imported:
+        results["memory_from"] = {"path": str(memory_from),
+                                  "procedures": sum(1 for r in imported if r.get("type") == "procedure")}
     agent_name = "offline-alfworld (LLM-free)" if agent == "offline" else f"react-alfworld ({llm.model or 'MEMP_LLM_MODEL'})"
     results.update(source=source, agent=agent_name, seeds=list(seeds),
                    n_train_games=len(train), gold_runs=len(gold), agent_built_runs=len(own),
@@ -120,6 +133,39 @@ def _agent_built_memory(train: list[Path], play, out: Path, progress):
     return [t for t in runs if t.id in wins]
 
 
+def _imported(path: str | Path | None) -> list[dict] | None:
+    """The records of a memory export, checked completely; ``None`` without a path."""
+    if path is None:
+        return None
+    from memp._errors import InvalidInputError
+    from memp.store.base import parse_export, read_export
+
+    records = read_export(Path(path))
+    if not parse_export(records, "default")["procedures"]:
+        raise InvalidInputError(f"{path} holds no procedure; export a memory with `memp memory export`")
+    return records
+
+
+def _export(runs: list[Trajectory], path: Path, embedder) -> None:
+    """The agent's own winning runs as a memory export, for another agent to import."""
+    from memp.experiments.alfworld import fresh_memory
+    from memp.store.base import write_export
+
+    memory = fresh_memory(path.with_suffix(".db"), embedder)
+    memory.add_many(runs)
+    write_export(memory.store, path, "default")
+    memory.close()
+
+
+def _imported_note(r: dict) -> str:
+    own = (f"Agent-built memory: the agent's {r['agent_built_runs']} winning runs on the train games "
+           "(exported as agent-built-memory.jsonl). ")
+    if "memory_from" not in r:
+        return own + "\n\n"
+    return own + (f"Imported memory: {r['memory_from']['procedures']} procedures from "
+                  f"{r['memory_from']['path']}.\n\n")
+
+
 def _tables(out: Path, seeds, ks) -> dict:
     # Each seed's episodes file is read once; every table pools its conditions across seeds.
     records: list[EpisodeRecord] = []
@@ -138,12 +184,16 @@ def _tables(out: Path, seeds, ks) -> dict:
     updates = ("vanilla", "validation", "adjustment")
     fig5a = {"no memory": t1["no memory"], "agent-built memory": pooled("agent-built memory"),
              "expert-built memory": t1["proceduralization"]}
+    if of("imported memory"):
+        fig5a["imported memory"] = pooled("imported memory")
+    spent = records + load_records(out / "agent-train" / "episodes.jsonl")
     fig5b = {f"k={k}": (t1["no memory"] if k == 0 else t1["proceduralization"] if k == 3
                         else pooled(f"k={k}")) for k in ks}
     return {"table1_build": t1, "table2_retrieve": t2,
             "figure3_update": {u: by_group(of(f"online {u}")) for u in updates},
             "figure3_overall": {u: pooled(f"online {u}") for u in updates},
-            "figure5a_transfer": fig5a, "figure5b_k": fig5b}
+            "figure5a_transfer": fig5a, "figure5b_k": fig5b,
+            "usage": {"tokens": sum(r.tokens for r in spent), "cost_usd": round(sum(r.cost_usd for r in spent), 6)}}
 
 
 def _report(out: Path, r: dict) -> None:
@@ -160,7 +210,8 @@ Agent: {r['agent']}. Games: {r['source']}. {r['gold_runs']} gold runs from {r['n
 games; {r['n_test_games']} test games × seeds {r['seeds']}; retrieval {r['retrieve']}, k = {r['k']};
 embedder {r['embedder']}; {r['seconds']:.0f} s on {r['machine']['cores']} cores.
 Versions: {', '.join(f'{k} {v}' for k, v in r['versions'].items())}.
-Tokens (prompt + completion, all conditions of Table 1): {sum(v['tokens'] for v in r['table1_build'].values())}.
+Tokens (prompt + completion, every episode of the run): {r['usage']['tokens']}; cost: ${r['usage']['cost_usd']:.4f}
+(at the price given with `--llm-price`; a cached answer costs nothing).
 
 ## Table 1 — build strategies
 {markdown_table(r['table1_build'])}
@@ -182,7 +233,7 @@ compare the ordering, not the values):
 ![](figure3_update.png)
 
 ## Figure 5a — transfer: whose experience the memory holds
-{markdown_table(r['figure5a_transfer'])}
+{_imported_note(r)}{markdown_table(r['figure5a_transfer'])}
 ![](figure5a_transfer.png)
 
 ## Figure 5b — number of retrieved procedures

@@ -64,6 +64,7 @@ class EpisodeRecord:
     task_type: str | None = None
     retrieved: list[str] = field(default_factory=list)
     tokens: int = 0
+    cost_usd: float = 0.0  # only what was fetched from the network, at the configured price
 
 
 # Plays a batch of (task, retrieved procedures) and returns their trajectories, in order.
@@ -119,6 +120,7 @@ def run_condition(
                 error=trajectory.error, trajectory_id=trajectory.id, task_type=task.task.type,
                 retrieved=[h.procedure.ref for h in hits],
                 tokens=int(trajectory.metadata.get("tokens", 0) or 0),
+                cost_usd=float((trajectory.metadata.get("usage") or {}).get("cost_usd", 0.0) or 0.0),
             ))
         with (out_dir / "trajectories.jsonl").open("a", encoding="utf-8") as fh:
             for trajectory in trajectories:
@@ -167,6 +169,7 @@ def summarise(records: Sequence[EpisodeRecord]) -> dict[str, Any]:
         "avg_steps_success": round(sum(r.steps for r in wins) / len(wins), 2) if wins else None,
         "errors": sum(1 for r in records if r.error),
         "tokens": sum(r.tokens for r in records),
+        "cost_usd": round(sum(r.cost_usd for r in records), 6),
     }
 
 

@@ -60,6 +60,15 @@ LLMCacheOpt = Annotated[
         show_default=False,
     ),
 ]
+LLMPriceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm-price",
+        help="Dollars per million tokens as PROMPT,COMPLETION (e.g. 2.5,10), for the cost in reports",
+        rich_help_panel=_PANEL,
+        show_default=False,
+    ),
+]
 LLMTimeoutOpt = Annotated[
     float,
     typer.Option("--llm-timeout", min=0.1, help="Seconds to wait for one answer", rich_help_panel=_PANEL),
@@ -75,11 +84,16 @@ def client_from_options(
     *,
     timeout: float = 60.0,
     seed: int | None = None,
+    price: tuple[float, float] | None = None,
 ) -> OpenAIClient:
-    """Build the client the options describe; raises ``LLMConfigError`` saying what is missing."""
-    from memp.llm.client import OpenAIClient  # needs the optional openai package
+    """Build the client the options describe; raises ``LLMConfigError`` saying what is missing.
 
-    return OpenAIClient(
+    ``price`` is the model's (prompt, completion) dollars per million tokens, for cost reports.
+    """
+    from memp.llm.client import OpenAIClient  # needs the optional openai package
+    from memp.llm.usage import Price
+
+    client = OpenAIClient(
         model=model,
         base_url=base_url,
         api_key=api_key,
@@ -88,9 +102,31 @@ def client_from_options(
         timeout=timeout,
         seed=seed,
     )
+    if price is not None:  # keyed by the resolved name, which may come from MEMP_LLM_MODEL
+        client.prices = {client.model: Price(*price)}
+    return client
+
+
+def parse_price(text: str | None) -> tuple[float, float] | None:
+    """``"2.5,10"`` → ``(2.5, 10.0)``; raises ``LLMConfigError`` on anything else."""
+    from memp.llm.errors import LLMConfigError
+
+    if text is None:
+        return None
+    parts = text.split(",")
+    try:
+        price = tuple(float(p) for p in parts)
+    except ValueError:
+        price = ()
+    if len(price) != 2 or min(price) < 0:
+        raise LLMConfigError(f"--llm-price must be PROMPT,COMPLETION dollars per million tokens "
+                             f"(two non-negative numbers, e.g. 2.5,10), got {text!r}")
+    return price  # type: ignore[return-value]
 
 
 __all__ = [
+    "LLMPriceOpt",
+    "parse_price",
     "LLMApiKeyOpt",
     "LLMBaseUrlOpt",
     "LLMCacheOpt",

@@ -10,9 +10,11 @@ Every backend passes ``tests/store/contract.py``.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -167,3 +169,43 @@ def parse_export(records: Iterable[dict[str, Any]], namespace: str | None) -> di
         except InvalidInputError as err:
             raise InvalidInputError(f"record {n} of the import: {err}") from None
     return out
+
+
+def text_lines(path: Path) -> list[str]:
+    """The non-blank lines of a UTF-8 text file, or an ``InvalidInputError`` saying what is wrong."""
+    if path.is_dir() or not path.exists():
+        raise InvalidInputError(f"{path} is not a file")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InvalidInputError(f"{path} is not UTF-8 text (bad byte at offset {err.start}); "
+                                "re-encode it as UTF-8") from None
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def read_export(path: Path) -> list[dict[str, Any]]:
+    """The records of an export file (JSON Lines), each line parsed but not yet validated."""
+    records = []
+    for n, line in enumerate(text_lines(path), 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise InvalidInputError(f"{path} line {n} is not JSON: {err.msg}") from None
+    return records
+
+
+def write_export(store: Store, path: Path, namespace: str | None = None) -> int:
+    """Write ``store.export_records`` to ``path``; returns the number of records.
+
+    The file appears under its name only once complete: an interrupted export leaves no
+    half-written file that an import would take for the whole memory.
+    """
+    tmp = path.with_name(path.name + ".partial")
+    n = 0
+    with tmp.open("w", encoding="utf-8") as fh:
+        for record in store.export_records(namespace):
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+            n += 1
+    tmp.replace(path)
+    return n

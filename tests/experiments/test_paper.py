@@ -29,6 +29,7 @@ def test_tiny_paper_run_writes_every_table(tmp_path, monkeypatch):
     for groups in results["figure3_update"].values():
         assert [g["group"] for g in groups] == [0, 1] and sum(g["n"] for g in groups) == 3
     assert json.loads((tmp_path / "results.json").read_text())["n_test_games"] == 3
+    assert len(results["claims"]) == 5 and "headline claims" in (tmp_path / "report.md").read_text()
     html = (tmp_path / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5 and "<table>" in html
     # The agent's own memory is exported for another agent (a weak model, say) to import.
@@ -78,3 +79,25 @@ def test_a_bad_memory_export_stops_the_run_before_any_episode(tmp_path, content)
     with pytest.raises(InvalidInputError):
         run_paper(tmp_path / "out", seeds=(0,), n_train=1, n_test=1, workers=1, memory_from=bad)
     assert not (tmp_path / "out").exists()
+
+
+def _rows(**rates):
+    return {name.replace("_", " "): {"success_rate": v, "avg_steps": 10.0} for name, v in rates.items()}
+
+
+def test_headline_claims_are_judged_from_the_tables():
+    from memp.experiments.paper import claims
+
+    r = {"table1_build": _rows(no_memory=0.4, trajectory=0.6, script=0.6, proceduralization=0.8),
+         "table2_retrieve": _rows(none=0.4, random=0.5, query=0.7, avefact=0.75, hybrid=0.8),
+         "figure3_overall": _rows(vanilla=0.5, validation=0.6, adjustment=0.7),
+         "figure5a_transfer": {**_rows(no_memory=0.4), "agent-built memory": {"success_rate": 0.5, "avg_steps": 9.0},
+                               "expert-built memory": {"success_rate": 0.8, "avg_steps": 9.0}},
+         "figure5b_k": {f"k={k}": {"success_rate": v, "avg_steps": 9.0} for k, v in ((0, .4), (1, .6), (3, .8), (10, .7))}}
+    r["table1_build"]["no memory"]["avg_steps"] = 20.0  # proceduralization's 10 steps: ×0.5
+    assert [c["holds"] for c in claims(r)] == [True] * 5
+    assert "steps ×0.50" in claims(r)[0]["evidence"]
+    r["figure5b_k"]["k=10"]["success_rate"] = 0.8  # a plateau is not a fall
+    r["figure3_overall"]["validation"]["success_rate"] = 0.5  # a tie is not "better"
+    r["figure5a_transfer"]["imported memory"] = {"success_rate": 0.3, "avg_steps": 9.0}  # below no memory
+    assert [c["holds"] for c in claims(r)] == [True, True, False, False, False]

@@ -148,21 +148,22 @@ def test_official_game_accepts_both_spellings(official_root: Path) -> None:
 def test_reset_after_play_is_the_engines_fresh_start(generated: list[Path]) -> None:
     """reset() restores the saved initial state; it must match a fresh load, step for step."""
     game = generated[3]
-    walkthrough = json.loads((game / "game.tw-pddl").read_text())["walkthrough"]
-
-    def play(env: AlfworldEnv) -> list[tuple[str, list[str]]]:
-        obs, info = env.reset()
-        trace = [(obs, info["admissible_commands"])]
-        for action in walkthrough:
-            obs, _, done, info = env.step(action)
-            trace.append((obs, info["admissible_commands"]))
-        assert info["won"]
-        return trace
-
     reused = AlfworldEnv(game, max_steps=100)
-    first = play(reused)
-    assert play(reused) == first and play(reused) == first
-    assert play(AlfworldEnv(game, max_steps=100)) == first
+    first = _walkthrough_trace(reused, game)
+    assert _walkthrough_trace(reused, game) == first and _walkthrough_trace(reused, game) == first
+    assert _walkthrough_trace(AlfworldEnv(game, max_steps=100), game) == first
+
+
+def _walkthrough_trace(env: AlfworldEnv, game: Path) -> list[tuple[str, list[str]]]:
+    """Every observation and command list of the game's walkthrough, from a reset; it must win."""
+    walkthrough = json.loads((game / "game.tw-pddl").read_text())["walkthrough"]
+    obs, info = env.reset()
+    trace = [(obs, info["admissible_commands"])]
+    for action in walkthrough:
+        obs, _, _, info = env.step(action)
+        trace.append((obs, info["admissible_commands"]))
+    assert info["won"]
+    return trace
 
 
 def test_importing_the_engine_leaves_alfworld_data_unset(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,24 +196,14 @@ def test_restored_reset_matches_the_engines_own_reset(generated: list[Path]) -> 
 def test_kept_games_reload_to_the_same_start(generated: list[Path]) -> None:
     """A game loaded again from memory plays exactly as one parsed from its file."""
     games = generated[:3]
-    walkthrough = json.loads((games[0] / "game.tw-pddl").read_text())["walkthrough"]
-
-    def play(env: AlfworldEnv) -> list[tuple[str, list[str]]]:
-        obs, info = env.reset()
-        trace = [(obs, info["admissible_commands"])]
-        for action in walkthrough:
-            obs, _, _, info = env.step(action)
-            trace.append((obs, info["admissible_commands"]))
-        return trace
-
-    fresh = play(AlfworldEnv(games[0], max_steps=100))
+    fresh = _walkthrough_trace(AlfworldEnv(games[0], max_steps=100), games[0])
     kept = AlfworldEnv(max_steps=100, keep_games=2)
     kept.load(games[0])
-    assert play(kept) == fresh
+    assert _walkthrough_trace(kept, games[0]) == fresh
     kept.load(games[1])  # another game in between, played to the end, changes nothing
-    kept.reset()
+    _walkthrough_trace(kept, games[1])
     kept.load(games[0])
-    assert play(kept) == fresh
+    assert _walkthrough_trace(kept, games[0]) == fresh
     assert len(kept._games) == 2
     kept.load(games[2])  # a third game pushes out the least recently used one (games[1])
     assert {p.parent.name for p in kept._games} == {games[0].name, games[2].name}

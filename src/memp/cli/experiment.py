@@ -54,17 +54,23 @@ def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfwo
           llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None, llm_price: LLMPriceOpt = None,
           memory_from: MemoryFromOpt = None,
           ray: Annotated[Optional[str], typer.Option(
-              "--ray", help="Play episodes on Ray: 'local', or a cluster address (ALFWorld only).")] = None) -> None:
+              "--ray", help="Play episodes on Ray: 'local', or a cluster address (ALFWorld only).")] = None,
+          n_validation: Annotated[Optional[int], typer.Option(
+              help="TravelPlanner: validation queries, spread over the file (default: all).")] = None,
+          embedder: Annotated[str, typer.Option(
+              help="TravelPlanner: minilm (default) or hashing (no torch).")] = "minilm") -> None:
     """Tables 1-2 and Figures 3, 5a, 5b of the paper; writes results.json, report.md, report.html."""
     price = parse_price(llm_price)
     if agent is AgentKind.llm and env is Env.travelplanner:
         raise InvalidInputError("the TravelPlanner suite runs the LLM-free planner for now; use --agent offline")
     if env is Env.travelplanner:
-        from memp.envs.travelplanner.experiment import BenchConfig, run_benchmark, write_results
+        from memp.envs.travelplanner.paper import PaperConfig, run_paper as run_travel
 
-        results = run_benchmark(BenchConfig(seed=_seeds(seeds)[0], n_train=n_train or 45, n_test=n_test or 45),
-                                workdir=out)
-        write_results(results, out)
+        if any(n is not None and n < 0 for n in (n_train, n_test, n_validation)) or workers < 1:
+            raise InvalidInputError("--n-train, --n-test and --n-validation must be ≥ 0, --workers ≥ 1")
+        cfg = PaperConfig(seeds=_seeds(seeds), n_train=45 if n_train is None else n_train,
+                          n_test=45 if n_test is None else n_test, n_validation=n_validation, embedder=embedder)
+        results = run_travel(out, cfg, workers=workers)
     else:
         from memp.experiments.alfworld import LLMSettings
         from memp.experiments.paper import run_paper

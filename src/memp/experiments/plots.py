@@ -51,3 +51,25 @@ def curves(series: dict[str, list[dict[str, Any]]], path: Path, title: str) -> P
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def panels(series: dict[str, list[dict[str, Any]]], path: Path, title: str,
+           metrics: list[tuple[str, str, bool]]) -> Path:
+    """One panel per metric ``(key, label, is_rate)``, one line per condition, per task group.
+
+    Rates get a 0–1 axis; e.g. TravelPlanner's final pass, constraint pass rates and steps.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.6), squeeze=False)
+    for ax, (key, label, is_rate) in zip(axes[0], metrics):
+        for name, groups in series.items():
+            ax.plot([g["group"] + 1 for g in groups], [g[key] for g in groups], marker="o", label=name)
+        if is_rate:
+            ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel(label)
+        ax.set_xlabel("task group")
+    axes[0][0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: CI and servers have no screen
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def bars(rows: dict[str, dict[str, Any]], path: Path, title: str) -> Path:
@@ -65,6 +66,7 @@ def panels(series: dict[str, list[dict[str, Any]]], path: Path, title: str,
             ax.plot([g["group"] + 1 for g in groups], [g[key] for g in groups], marker="o", label=name)
         if is_rate:
             ax.set_ylim(-0.02, 1.02)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.set_xlabel("task group")
     axes[0][0].legend()

@@ -553,6 +553,7 @@ def run_paper(out: str | Path, cfg: PaperConfig | None = None, *, db: Database |
         "agent": f"{OfflineTravelPlanner.name} (LLM-free)",
         "config": {**asdict(cfg), "embedder": embedder.name},
         "sets": SETS,
+        "data_dir": str(db.root),
         "data": data,
         **tables(cfg, out),
         "seconds": round(time.perf_counter() - started, 1),
@@ -656,11 +657,14 @@ def findings(r: dict[str, Any]) -> list[str]:
         label = SETS[name]
         none, best = t1["no memory"], max(BUILDS, key=lambda b: t1[b]["final_pass_rate"])
         b = t1[best]
+        same = all(t1[x] == t1[best] for x in BUILDS)
         overlap = all(_overlaps(t1[x], t1[y]) for x in BUILDS for y in BUILDS)
         out.append(f"{label}: memory lifts the final pass from {_pct(none['final_pass_rate'])} % "
-                   f"(no memory) to {_pct(b['final_pass_rate'])} % ({best}); tool calls per query go from "
-                   f"{none['steps']:.1f} to {b['steps']:.1f}. "
-                   + ("The three build strategies' intervals overlap: they do not separate."
+                   f"(no memory) to {_pct(b['final_pass_rate'])} % ({'every build' if same else best}); "
+                   f"tool calls per query go from {none['steps']:.1f} to {b['steps']:.1f}. "
+                   + ("The three build strategies give identical numbers: the planner reads the same checks "
+                      "from a script as from the stored steps." if same else
+                      "The three build strategies' intervals overlap: they do not separate."
                       if overlap else "The build strategies separate."))
         t2 = r["table2_retrieve"][name]
         order = sorted((k for k in t2 if k != "none"), key=lambda k: -t2[k]["final_pass_rate"])
@@ -750,7 +754,7 @@ TravelPlanner evaluation (two-stage mode). Seeds {', '.join(str(s) for s in cfg[
 every metric over all pooled queries, the final pass rate with a 95 % Wilson interval (the
 validation queries are the same for every seed, so their pooled interval is narrower than the
 evidence). Steps are tool calls per query. {r['seconds']:.0f} s on {r['machine']['cores']} cores
-(Python {r['machine']['python']}). Versions: {versions}.
+(Python {r['machine']['python']}). Versions: {versions}. Data: {r['data_dir']}.
 
 ## Configuration
 

@@ -106,9 +106,10 @@ def test_files_and_report(suite):
                  "| no memory | 8 |", "sentence-transformers" if "sentence-transformers" in r["versions"] else "memp"):
         assert text in md, text
     assert "do not separate" in md  # online from empty memory: nothing to learn from
+    assert "headline claims" in md and "| 4. Memory from a stronger agent" in md
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(pngs)
-    assert html.count("<table>") == 2 + 2 * len(FIGURES) + 2  # config, seeds; every figure per set; the paper's
+    assert html.count("<table>") == 2 + 2 * len(FIGURES) + 1 + 2  # config, seeds; every figure per set; claims; the paper's
     assert r["config"]["seeds"] == [0, 1] and r["config"]["ks"] == [0, 1, 3]
 
 

@@ -105,7 +105,8 @@ class PaperConfig:
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that change a condition's numbers (not which conditions run)."""
-        keep = ("n_train", "n_test", "n_validation", "k", "retrieve", "group_size", "own_threshold", "embedder")
+        keep = ("n_train", "n_test", "n_validation", "k", "retrieve", "group_size", "own_threshold", "embedder",
+                "data")
         return {key: getattr(self, key) for key in keep}
 
 
@@ -525,6 +526,8 @@ def run_paper(out: str | Path, cfg: PaperConfig | None = None, *, db: Database |
         raise InvalidInputError("the TravelPlanner suite needs at least one seed, each once")
     if any(k < 0 for k in cfg.ks) or cfg.k < 1 or cfg.group_size < 1 or workers < 1:
         raise InvalidInputError("k, group_size and workers must be ≥ 1, and every k in ks ≥ 0")
+    if cfg.retrieve not in RETRIEVERS:
+        raise InvalidInputError(f"unknown retrieve strategy {cfg.retrieve!r}; choose one of {', '.join(RETRIEVERS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

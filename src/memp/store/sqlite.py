@@ -74,6 +74,11 @@ _LINEAGE_ORDER = "(SELECT MIN(rowid) FROM procedures q WHERE q.namespace = p.nam
 # Fields of a Procedure kept in their own columns rather than in the JSON body.
 _COLUMNS = {"embedding", "keyword_embeddings", "stats", "status", "version", "id", "namespace"}
 
+# The head of one lineage. The unary + keeps SQLite on the primary key (namespace, id): without
+# table statistics it would pick procedures_heads and walk every head of the namespace (20 ms
+# instead of 0.02 ms at 10k procedures).
+_ONE_HEAD = "namespace=? AND id=? AND +is_head=1"
+
 
 def _blob(vector: list[float] | np.ndarray) -> bytes:
     return np.asarray(vector, dtype=np.float32).tobytes()
@@ -234,9 +239,7 @@ class SQLiteStore:
         )
 
     def _head_row(self, namespace: str, procedure_id: str) -> tuple:
-        rows = self._read(
-            "SELECT * FROM procedures WHERE namespace=? AND id=? AND is_head=1", (namespace, procedure_id)
-        )
+        rows = self._read(f"SELECT * FROM procedures WHERE {_ONE_HEAD}", (namespace, procedure_id))
         if not rows:
             raise ProcedureNotFoundError(
                 f"no procedure {procedure_id!r} in namespace {namespace!r}; "
@@ -252,7 +255,7 @@ class SQLiteStore:
         ns, pid = procedure.namespace, procedure.id
         with self._write() as db:
             head = db.execute(
-                "SELECT version FROM procedures WHERE namespace=? AND id=? AND is_head=1", (ns, pid)
+                f"SELECT version FROM procedures WHERE {_ONE_HEAD}", (ns, pid)
             ).fetchone()
             expected = 1 if head is None else head[0] + 1
             if procedure.version != expected:

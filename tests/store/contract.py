@@ -6,11 +6,13 @@ an empty store. Vectors here come from the hashing embedder, so the suite needs 
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from memp import InvalidInputError, NamespaceError, ProcedureNotFoundError
 from memp.embed import HashingEmbedder, embed_procedure
-from memp.types import Procedure, Provenance, Step, Task, Trajectory
+from memp.types import Procedure, ProcedureStats, Provenance, Step, Task, Trajectory
 
 EMB = HashingEmbedder()
 
@@ -20,6 +22,30 @@ def make_procedure(key: str, namespace: str = "default", **kw) -> Procedure:
                   script=kw.pop("script", [f"do {key}"]), steps=[Step(action="go", observation="ok")],
                   provenance=Provenance(trajectory_ids=["t1"]), **kw)
     return embed_procedure(p, EMB)
+
+
+T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+
+
+def heads_for_listing(store) -> dict[str, Procedure]:
+    """Six heads with known builders, task types, statistics and update times (b is deprecated)."""
+    specs = {  # name: (builder, task_type, uses, successes, minutes after T0)
+        "a": ("script", "clean", 4, 1, 5),     # 25%
+        "b": ("script", "heat", 2, 2, 1),      # 100%, deprecated below
+        "c": ("trajectory", "clean", 0, 0, 9),  # never used: no rate
+        "d": ("trajectory", None, 4, 3, 3),    # 75%
+        "e": ("script", "clean", 8, 2, 7),     # 25%, like a but more uses
+        "f": ("proceduralization", "cool", 0, 0, 2),
+    }
+    made = {}
+    for name, (builder, task_type, uses, successes, minutes) in specs.items():
+        at = T0 + timedelta(minutes=minutes)
+        p = make_procedure(f"task {name}", builder=builder, task_type=task_type,
+                           stats=ProcedureStats(uses=uses, successes=successes), created_at=at, updated_at=at)
+        made[name] = store.put(p)
+    store.set_status("default", made["b"].id, "deprecated", reason="test")  # now the newest update
+    store.put(make_procedure("elsewhere", namespace="other", builder="script", task_type="clean"))
+    return made
 
 
 class StoreContract:
@@ -164,3 +190,88 @@ class StoreContract:
         with pytest.raises(InvalidInputError, match="record 2"):
             store.import_records([good, bad])
         assert store.count("default") == 0
+
+    # -- listing: filters, sorts, pages, totals, facets
+
+    def test_list_sorts_by_update_uses_and_success_rate(self, store):
+        h = heads_for_listing(store)
+        ids = {p.id: name for name, p in h.items()}
+
+        def names(**kw):
+            return "".join(ids[p.id] for p in store.list("default", limit=100, **kw))
+
+        assert names() == names(sort="updated", order="desc") == "bceadf"
+        assert names(sort="updated", order="asc") == "fdaecb"
+        # Equal uses (a, d): the newer first, in either order.
+        assert names(sort="uses") == "eadbcf" and names(sort="uses", order="asc") == "cfbade"
+        # a and e tie at 25% (e is newer); c and f were never used: last both ways, newest first.
+        assert names(sort="success_rate") == "bdeacf"
+        assert names(sort="success_rate", order="asc") == "eadbcf"
+
+    def test_list_filters_and_count_agree(self, store):
+        h = heads_for_listing(store)
+        ids = {p.id: name for name, p in h.items()}
+        cases = [({}, "abcdef"), ({"builder": "script"}, "abe"), ({"task_type": "clean"}, "ace"),
+                 ({"status": "active", "builder": "script"}, "ae"), ({"status": "deprecated"}, "b"),
+                 ({"builder": "script", "task_type": "clean", "status": "active"}, "ae"),
+                 ({"builder": "nobody"}, "")]
+        for filters, expected in cases:
+            got = store.list("default", sort="uses", limit=100, **filters)
+            assert "".join(sorted(ids[p.id] for p in got)) == expected, filters
+            assert store.count("default", **filters) == len(expected), filters
+        assert store.count("other", builder="script", task_type="clean") == 1
+
+    def test_list_pages_through_a_sorted_order(self, store):
+        heads_for_listing(store)
+        whole = [p.id for p in store.list("default", sort="success_rate", order="asc", limit=100)]
+        pages = [store.list("default", sort="success_rate", order="asc", limit=4, offset=o) for o in (0, 4, 8)]
+        assert [len(page) for page in pages] == [4, 2, 0]
+        assert [p.id for page in pages for p in page] == whole
+        assert store.list("default", limit=0) == []
+
+    def test_bad_sort_order_or_page_is_refused(self, store):
+        store.put(make_procedure("x y"))
+        with pytest.raises(InvalidInputError, match="unknown sort 'cleverness'"):
+            store.list("default", sort="cleverness")
+        with pytest.raises(InvalidInputError, match="unknown order 'sideways'"):
+            store.list("default", order="sideways")
+        with pytest.raises(InvalidInputError, match="limit and offset"):
+            store.list("default", offset=-1)
+        with pytest.raises(InvalidInputError, match="limit and offset"):
+            store.events("default", limit=-5)
+
+    def test_facets_are_the_heads_task_types_and_builders(self, store):
+        h = heads_for_listing(store)
+        facets = store.facets("default")
+        assert facets.task_types == ["clean", "cool", "heat"]  # d has none
+        assert facets.builders == ["proceduralization", "script", "trajectory"]
+        # Only heads count: revising f into another task type and builder replaces its values.
+        f2 = h["f"].model_copy(update={"version": 2, "parent_version": 1, "task_type": "slice", "builder": "script"})
+        store.put(f2, event="revised")
+        facets = store.facets("default")
+        assert facets.task_types == ["clean", "heat", "slice"] and facets.builders == ["script", "trajectory"]
+        assert store.facets("default", limit=1).task_types == ["clean"]
+        assert store.facets("other").task_types == ["clean"] and store.facets("empty").builders == []
+
+    # -- events: by kind, newest first, paged
+
+    def test_events_filter_by_kind_newest_first_with_pages(self, store):
+        p, q = make_procedure("x y"), make_procedure("z w")
+        store.put(p)
+        store.put(q)
+        for pid in (p.id, q.id, p.id):
+            store.set_status("default", pid, "deprecated", reason=f"retire {pid}")
+            if pid == p.id:
+                store.set_status("default", pid, "active", reason="again")
+        deprecations = store.events("default", kind="deprecated", newest_first=True)
+        assert [(e.procedure_id, e.kind) for e in deprecations] == [(p.id, "deprecated"), (q.id, "deprecated"),
+                                                                     (p.id, "deprecated")]
+        assert [e.seq for e in deprecations] == sorted((e.seq for e in deprecations), reverse=True)
+        assert store.events("default", kind="deprecated", newest_first=True, limit=1, offset=1) == deprecations[1:2]
+        assert store.count_events("default", kind="deprecated") == 3
+        assert store.count_events("default", p.id, kind="restored") == 2
+        assert store.count_events("default") == len(store.events("default")) == 7
+        assert [e.kind for e in store.events("default", p.id, limit=2)] == ["created", "deprecated"]
+        assert store.events("other", kind="deprecated") == [] and store.count_events("other") == 0
+        with pytest.raises(InvalidInputError, match="unknown event kind 'exploded'"):
+            store.events("default", kind="exploded")

@@ -14,16 +14,19 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, get_args
 
 import numpy as np
 from pydantic import ValidationError
 
-from memp._errors import InvalidInputError, NamespaceError
-from memp.types import Event, Procedure, ProcedureStats, ProcedureStatus, Trajectory
+from memp._errors import InvalidInputError, NamespaceError, ProcedureNotFoundError
+from memp.types import Event, Procedure, ProcedureStats, ProcedureStatus, Trajectory, utcnow
 
 Ref = tuple[str, int]  # (procedure id, version)
+Sort = Literal["updated", "uses", "success_rate"]
+Order = Literal["desc", "asc"]
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,199}$")
 
@@ -68,6 +71,14 @@ def nearest(store: Store, namespace: str, query: Any, k: int) -> list[tuple[Ref,
     return store.vectors(namespace, "key").top(query, k)
 
 
+@dataclass(frozen=True)
+class Facets:
+    """What the heads of a namespace can be filtered by, each list sorted."""
+
+    task_types: list[str]
+    builders: list[str]
+
+
 class Store(Protocol):
     """What the rest of memp needs from a backend."""
 
@@ -84,11 +95,23 @@ class Store(Protocol):
     def history(self, namespace: str, procedure_id: str) -> list[Procedure]: ...
 
     def list(self, namespace: str, *, status: ProcedureStatus | None = None, task_type: str | None = None,
+             builder: str | None = None, sort: Sort = "updated", order: Order = "desc",
              limit: int = 50, offset: int = 0) -> list[Procedure]:
-        """Heads, newest first."""
+        """One page of the heads that pass every filter given, newest first or as ``sort`` says.
+
+        ``success_rate`` puts never-used heads (they have no rate) last in either order; ties go
+        to the newest, then by id. An unknown sort or order is an ``InvalidInputError``.
+        """
         ...
 
-    def count(self, namespace: str, *, status: ProcedureStatus | None = None) -> int: ...
+    def count(self, namespace: str, *, status: ProcedureStatus | None = None, task_type: str | None = None,
+              builder: str | None = None) -> int:
+        """How many heads ``list`` pages through with the same filters."""
+        ...
+
+    def facets(self, namespace: str, limit: int = 200) -> Facets:
+        """The distinct task types and builders of the heads, at most ``limit`` of each."""
+        ...
 
     def refs(self, namespace: str) -> list[Ref]:
         """Refs of the active heads, in the order their lineages were first stored."""
@@ -123,7 +146,13 @@ class Store(Protocol):
 
     def get_trajectory(self, namespace: str, trajectory_id: str) -> Trajectory: ...
 
-    def events(self, namespace: str, procedure_id: str | None = None) -> list[Event]: ...
+    def events(self, namespace: str, procedure_id: str | None = None, *, kind: str | None = None,
+               newest_first: bool = False, limit: int | None = None, offset: int = 0) -> list[Event]:
+        """The log in the order it was written (or newest first), optionally one kind, paged."""
+        ...
+
+    def count_events(self, namespace: str, procedure_id: str | None = None, *,
+                     kind: str | None = None) -> int: ...
 
     def namespaces(self) -> list[str]: ...
 
@@ -135,6 +164,133 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# -- what the SQL stores share -------------------------------------------------------------------
+
+# Fields of a Procedure kept in their own columns (or tables) rather than in the JSON body.
+STORED_APART = {"embedding", "keyword_embeddings", "stats", "status", "version", "id", "namespace"}
+EVENT_COLUMNS = "seq, namespace, procedure_id, version, kind, trajectory_id, detail, at"
+SORTS: tuple[str, ...] = get_args(Sort)
+EVENT_KINDS: tuple[str, ...] = get_args(Event.model_fields["kind"].annotation)
+
+
+def procedure_body(p: Procedure) -> str:
+    return p.model_dump_json(exclude=STORED_APART)
+
+
+def procedure_from_row(namespace: str, procedure_id: str, version: int, status: str, uses: int,
+                       successes: int, body: str, embedding: np.ndarray | None = None,
+                       keywords: dict[str, np.ndarray] | None = None) -> Procedure:
+    """A Procedure from its columns and JSON body; vectors only when given (None: not read)."""
+    data = json.loads(body)
+    data.update(namespace=namespace, id=procedure_id, version=version, status=status,
+                stats={"uses": uses, "successes": successes})
+    if embedding is not None:
+        data["embedding"] = embedding.tolist()
+    if keywords is not None:
+        data["keyword_embeddings"] = {f: v.tolist() for f, v in keywords.items()}
+    return Procedure.model_validate(data)
+
+
+def event_from_row(row: tuple) -> Event:
+    """An Event from the ``EVENT_COLUMNS`` of a row."""
+    seq, namespace, procedure_id, version, kind, trajectory_id, detail, at = row
+    return Event(seq=seq, namespace=namespace, procedure_id=procedure_id, version=version, kind=kind,
+                 trajectory_id=trajectory_id, detail=json.loads(detail), at=at)
+
+
+def where_equal(columns: dict[str, Any], placeholder: str) -> tuple[str, list]:
+    """``a=? AND b=?`` over the columns whose value is not None, and those values in order."""
+    given = {column: value for column, value in columns.items() if value is not None}
+    return " AND ".join(f"{column}={placeholder}" for column in given) or "TRUE", list(given.values())
+
+
+def list_order(sort: str, order: str) -> str:
+    """The ORDER BY clause of ``Store.list``, valid SQL for both SQLite and PostgreSQL."""
+    if sort not in SORTS:
+        raise InvalidInputError(f"unknown sort {sort!r}; use one of: {', '.join(SORTS)}")
+    if order not in ("desc", "asc"):
+        raise InvalidInputError(f"unknown order {order!r}; use 'desc' or 'asc'")
+    direction = order.upper()
+    keys = {"updated": [f"updated_at {direction}"],
+            "uses": [f"uses {direction}", "updated_at DESC"],
+            # Never-used procedures have no rate: they go last whichever way the rest is sorted.
+            "success_rate": ["(uses = 0) ASC",
+                             f"CASE WHEN uses > 0 THEN CAST(successes AS REAL) / uses END {direction}",
+                             "updated_at DESC"]}[sort]
+    return ", ".join([*keys, "id"])
+
+
+def check_page(limit: int | None, offset: int) -> None:
+    if (limit is not None and limit < 0) or offset < 0:
+        raise InvalidInputError(f"limit and offset must be ≥ 0, got limit={limit}, offset={offset}")
+
+
+def check_event_kind(kind: str | None) -> None:
+    if kind is not None and kind not in EVENT_KINDS:
+        raise InvalidInputError(f"unknown event kind {kind!r}; use one of: {', '.join(EVENT_KINDS)}")
+
+
+def check_next_version(procedure: Procedure, head_version: int | None) -> None:
+    expected = 1 if head_version is None else head_version + 1
+    if procedure.version != expected:
+        raise InvalidInputError(
+            f"procedure {procedure.id} in {procedure.namespace!r} is at version {expected - 1}; the next "
+            f"version must be {expected}, got {procedure.version}"
+        )
+
+
+def no_procedure(namespace: str, procedure_id: str, version: int | None = None) -> ProcedureNotFoundError:
+    if version is None:
+        return ProcedureNotFoundError(
+            f"no procedure {procedure_id!r} in namespace {namespace!r}; list them with `memp memory list`")
+    return ProcedureNotFoundError(
+        f"procedure {procedure_id!r} has no version {version} in namespace {namespace!r}; "
+        "see its versions with `memp memory history`")
+
+
+def already_stored(p: Procedure) -> InvalidInputError:
+    return InvalidInputError(
+        f"procedure {p.id} v{p.version} already exists in namespace {p.namespace!r}; "
+        "import into an empty namespace (--namespace NAME) instead")
+
+
+class StatusChange(NamedTuple):
+    body: str
+    updated_at: datetime
+    evidence: dict[str, Any]
+    event: str
+
+
+def check_status(status: str) -> None:
+    if status not in ("active", "deprecated"):
+        raise InvalidInputError(f"unknown status {status!r}; use 'active' or 'deprecated'")
+
+
+def status_change(procedure_id: str, body: str, old: str, new: str, *, reason: str, uses: int,
+                  successes: int, detail: dict[str, Any] | None) -> StatusChange:
+    """What ``set_status`` writes: the head's new body and the event's kind and evidence."""
+    if old == new:
+        raise InvalidInputError(f"procedure {procedure_id} is already {new}")
+    data = json.loads(body)
+    now = utcnow()
+    data["status_reason"] = reason
+    data["updated_at"] = now.isoformat()
+    evidence = {"reason": reason, "uses": uses, "successes": successes, **(detail or {})}
+    return StatusChange(json.dumps(data), now, evidence, "deprecated" if new == "deprecated" else "restored")
+
+
+def merged_provenance(body: str, trajectory: Trajectory) -> str:
+    """The body with the trajectory (and its model and agent) added to the provenance."""
+    data = json.loads(body)
+    prov = data["provenance"]
+    if trajectory.id not in prov["trajectory_ids"]:
+        prov["trajectory_ids"].append(trajectory.id)
+    for key, value in (("models", trajectory.model), ("agents", trajectory.agent)):
+        if value and value not in prov[key]:
+            prov[key].append(value)
+    return json.dumps(data)
 
 
 def parse_export(records: Iterable[dict[str, Any]], namespace: str | None) -> dict[str, list]:

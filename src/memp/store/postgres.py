@@ -16,6 +16,8 @@ same, checked by the same contract tests:
   active heads (``embedding::vector(384)`` … ``WHERE dim = 384 AND is_head AND status='active'``),
   created the first time a vector of that size is written. ``search`` uses it; ``vectors`` loads
   the matrix for exact scans and keyword fields, cached by generation like SQLite.
+- The builder filter reads the body as ``json`` (kept as text), not ``jsonb``, for the same
+  reason: a body with an escaped NUL can still be filtered.
 """
 
 from __future__ import annotations
@@ -35,8 +37,32 @@ from memp._errors import (
     StoreError,
     StoreVersionError,
 )
-from memp.store.base import EXPORT_FORMAT, EXPORT_VERSION, Ref, VectorTable, check_namespace, parse_export
-from memp.types import Event, Procedure, ProcedureStats, ProcedureStatus, Trajectory, utcnow
+from memp.store.base import (
+    EVENT_COLUMNS,
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    Facets,
+    Order,
+    Ref,
+    Sort,
+    VectorTable,
+    already_stored,
+    check_event_kind,
+    check_namespace,
+    check_next_version,
+    check_page,
+    check_status,
+    event_from_row,
+    list_order,
+    merged_provenance,
+    no_procedure,
+    parse_export,
+    procedure_body,
+    procedure_from_row,
+    status_change,
+    where_equal,
+)
+from memp.types import Event, Procedure, ProcedureStats, ProcedureStatus, Trajectory
 
 try:
     import psycopg
@@ -99,7 +125,7 @@ _MIGRATION_LOCK = 0x6D656D70
 _LINEAGE_ORDER = ("(SELECT MIN(q.seq) FROM memp_procedures q WHERE q.namespace = p.namespace "
                   "AND q.id = p.id)")
 
-_COLUMNS = {"embedding", "keyword_embeddings", "stats", "status", "version", "id", "namespace"}
+_BUILDER = "(body::json)->>'builder'"
 _SELECT = ("SELECT namespace, id, version, is_head, status, uses, successes, body, embedding "
            "FROM memp_procedures")
 
@@ -216,20 +242,16 @@ class PostgresStore:
 
     def _to_procedure(self, row: tuple, with_vectors: bool = True) -> Procedure:
         namespace, pid, version, _head, status, uses, successes, body, embedding = row
-        data = json.loads(body)
-        data.update(namespace=namespace, id=pid, version=version, status=status,
-                    stats={"uses": uses, "successes": successes})
-        if with_vectors:
-            if embedding is not None:
-                data["embedding"] = _array(embedding).tolist()
-            kws = self._read(
-                "SELECT field, vector FROM memp_keyword_vectors WHERE namespace=%s AND id=%s "
-                "AND version=%s", (namespace, pid, version))
-            data["keyword_embeddings"] = {f: _array(v).tolist() for f, v in kws}
-        return Procedure.model_validate(data)
+        if not with_vectors:
+            return procedure_from_row(namespace, pid, version, status, uses, successes, body)
+        kws = self._read("SELECT field, vector FROM memp_keyword_vectors WHERE namespace=%s AND id=%s "
+                         "AND version=%s", (namespace, pid, version))
+        return procedure_from_row(namespace, pid, version, status, uses, successes, body,
+                                  None if embedding is None else _array(embedding),
+                                  {f: _array(v) for f, v in kws})
 
     def _insert_procedure(self, db: psycopg.Connection, p: Procedure, is_head: bool) -> None:
-        body = p.model_dump_json(exclude=_COLUMNS)
+        body = procedure_body(p)
         vector = None if p.embedding is None else np.asarray(p.embedding, dtype=np.float32)
         if vector is not None:
             self._ensure_index(db, len(vector))
@@ -245,7 +267,8 @@ class PostgresStore:
                     [(p.namespace, p.id, p.version, f, np.asarray(v, dtype=np.float32))
                      for f, v in p.keyword_embeddings.items()])
 
-    def _event(self, db: psycopg.Connection, e: Event) -> None:
+    @staticmethod
+    def _event(db: psycopg.Connection, e: Event) -> None:
         db.execute(
             "INSERT INTO memp_events (namespace, procedure_id, version, kind, trajectory_id, detail, at)"
             " VALUES (%s,%s,%s,%s,%s,%s,%s)",
@@ -259,10 +282,7 @@ class PostgresStore:
         rows = (db.execute(query, (namespace, procedure_id)).fetchall() if db is not None
                 else self._read(query, (namespace, procedure_id)))
         if not rows:
-            raise ProcedureNotFoundError(
-                f"no procedure {procedure_id!r} in namespace {namespace!r}; "
-                "list them with `memp memory list`"
-            )
+            raise no_procedure(namespace, procedure_id)
         return rows[0]
 
     # -- procedures --------------------------------------------------------------------------
@@ -275,12 +295,7 @@ class PostgresStore:
             head = db.execute(
                 "SELECT version FROM memp_procedures WHERE namespace=%s AND id=%s AND is_head",
                 (ns, pid)).fetchone()
-            expected = 1 if head is None else head[0] + 1
-            if procedure.version != expected:
-                raise InvalidInputError(
-                    f"procedure {pid} in {ns!r} is at version {expected - 1}; the next version "
-                    f"must be {expected}, got {procedure.version}"
-                )
+            check_next_version(procedure, None if head is None else head[0])
             if head is not None:
                 db.execute("UPDATE memp_procedures SET is_head=false WHERE namespace=%s AND id=%s",
                            (ns, pid))
@@ -295,10 +310,7 @@ class PostgresStore:
         rows = self._read(_SELECT + " WHERE namespace=%s AND id=%s AND version=%s",
                           (namespace, procedure_id, version))
         if not rows:
-            raise ProcedureNotFoundError(
-                f"procedure {procedure_id!r} has no version {version} in namespace {namespace!r}; "
-                "see its versions with `memp memory history`"
-            )
+            raise no_procedure(namespace, procedure_id, version)
         return self._to_procedure(rows[0])
 
     def get_many(self, namespace: str, refs: list[Ref]) -> list[Procedure]:
@@ -312,27 +324,32 @@ class PostgresStore:
         return [self._to_procedure(r, with_vectors=False) for r in rows]
 
     @staticmethod
-    def _filters(namespace: str, status: str | None, task_type: str | None) -> tuple[str, list]:
-        where, params = "namespace=%s AND is_head", [namespace]
-        if status is not None:
-            where += " AND status=%s"
-            params.append(status)
-        if task_type is not None:
-            where += " AND task_type=%s"
-            params.append(task_type)
-        return where, params
+    def _heads(namespace: str, status: str | None, task_type: str | None, builder: str | None):
+        where, params = where_equal({"namespace": namespace, "status": status, "task_type": task_type,
+                                     _BUILDER: builder}, "%s")
+        return f"{where} AND is_head", params
 
     def list(self, namespace: str, *, status: ProcedureStatus | None = None, task_type: str | None = None,
+             builder: str | None = None, sort: Sort = "updated", order: Order = "desc",
              limit: int = 50, offset: int = 0) -> list[Procedure]:
-        where, params = self._filters(namespace, status, task_type)
-        rows = self._read(
-            f"{_SELECT} WHERE {where} ORDER BY updated_at DESC, id LIMIT %s OFFSET %s",
-            [*params, limit, offset])
+        check_page(limit, offset)
+        where, params = self._heads(namespace, status, task_type, builder)
+        rows = self._read(f"{_SELECT} WHERE {where} ORDER BY {list_order(sort, order)} LIMIT %s OFFSET %s",
+                          [*params, limit, offset])
         return [self._to_procedure(r, with_vectors=False) for r in rows]
 
-    def count(self, namespace: str, *, status: ProcedureStatus | None = None) -> int:
-        where, params = self._filters(namespace, status, None)
+    def count(self, namespace: str, *, status: ProcedureStatus | None = None, task_type: str | None = None,
+              builder: str | None = None) -> int:
+        where, params = self._heads(namespace, status, task_type, builder)
         return self._read(f"SELECT COUNT(*) FROM memp_procedures WHERE {where}", params)[0][0]
+
+    def facets(self, namespace: str, limit: int = 200) -> Facets:
+        heads = "FROM memp_procedures WHERE namespace=%s AND is_head"
+        task_types = self._read(f"SELECT DISTINCT task_type {heads} AND task_type IS NOT NULL "
+                                "ORDER BY 1 LIMIT %s", (namespace, limit))
+        builders = self._read(f"SELECT DISTINCT {_BUILDER} {heads} AND {_BUILDER} IS NOT NULL "
+                              "ORDER BY 1 LIMIT %s", (namespace, limit))
+        return Facets([r[0] for r in task_types], [r[0] for r in builders])
 
     def refs(self, namespace: str) -> list[Ref]:
         rows = self._read(
@@ -421,42 +438,29 @@ class PostgresStore:
 
     def set_status(self, namespace: str, procedure_id: str, status: ProcedureStatus, *, reason: str,
                    detail: dict[str, Any] | None = None) -> Procedure:
-        if status not in ("active", "deprecated"):
-            raise InvalidInputError(f"unknown status {status!r}; use 'active' or 'deprecated'")
+        check_status(status)
         with self._write() as db:
             # Read inside the transaction: the evidence must be the counts this change replaces.
             row = self._head_row(namespace, procedure_id, db, lock=True)
-            version, old_status, uses, successes, body = row[2], row[4], row[5], row[6], json.loads(row[7])
-            if old_status == status:
-                raise InvalidInputError(f"procedure {procedure_id} is already {status}")
-            evidence = {"reason": reason, "uses": uses, "successes": successes, **(detail or {})}
-            now = utcnow()
-            body["status_reason"] = reason
-            body["updated_at"] = now.isoformat()
+            version, old_status, uses, successes = row[2], row[4], row[5], row[6]
+            change = status_change(procedure_id, row[7], old_status, status, reason=reason, uses=uses,
+                                   successes=successes, detail=detail)
             # Restoring starts a fresh evidence window; the old counts stay in the event log.
             reset = ", uses=0, successes=0" if status == "active" else ""
             db.execute(
                 f"UPDATE memp_procedures SET status=%s, body=%s, updated_at=%s{reset} "
                 "WHERE namespace=%s AND id=%s AND version=%s",
-                (status, json.dumps(body), now, namespace, procedure_id, version))
+                (status, change.body, change.updated_at, namespace, procedure_id, version))
             self._event(db, Event(namespace=namespace, procedure_id=procedure_id, version=version,
-                                  kind="deprecated" if status == "deprecated" else "restored",
-                                  detail=evidence))
+                                  kind=change.event, detail=change.evidence))
         return self.get(namespace, procedure_id)
 
     def merge_provenance(self, namespace: str, procedure_id: str, trajectory: Trajectory,
                          *, similarity: float) -> Procedure:
         with self._write() as db:
             row = self._head_row(namespace, procedure_id, db, lock=True)
-            body = json.loads(row[7])
-            prov = body["provenance"]
-            if trajectory.id not in prov["trajectory_ids"]:
-                prov["trajectory_ids"].append(trajectory.id)
-            for key, value in (("models", trajectory.model), ("agents", trajectory.agent)):
-                if value and value not in prov[key]:
-                    prov[key].append(value)
             db.execute("UPDATE memp_procedures SET body=%s WHERE namespace=%s AND id=%s AND version=%s",
-                       (json.dumps(body), namespace, procedure_id, row[2]))
+                       (merged_provenance(row[7], trajectory), namespace, procedure_id, row[2]))
             self._event(db, Event(namespace=namespace, procedure_id=procedure_id, version=row[2],
                                   kind="merged", trajectory_id=trajectory.id,
                                   detail={"similarity": round(similarity, 6)}))
@@ -482,16 +486,21 @@ class PostgresStore:
             raise ProcedureNotFoundError(f"no trajectory {trajectory_id!r} in namespace {namespace!r}")
         return Trajectory.model_validate_json(rows[0][0])
 
-    def events(self, namespace: str, procedure_id: str | None = None) -> list[Event]:
-        query = ("SELECT seq, namespace, procedure_id, version, kind, trajectory_id, detail, at "
-                 "FROM memp_events WHERE namespace=%s")
-        params: list = [namespace]
-        if procedure_id is not None:
-            query += " AND procedure_id=%s"
-            params.append(procedure_id)
-        rows = self._read(query + " ORDER BY seq", params)
-        return [Event(seq=r[0], namespace=r[1], procedure_id=r[2], version=r[3], kind=r[4],
-                      trajectory_id=r[5], detail=json.loads(r[6]), at=r[7]) for r in rows]
+    def events(self, namespace: str, procedure_id: str | None = None, *, kind: str | None = None,
+               newest_first: bool = False, limit: int | None = None, offset: int = 0) -> list[Event]:
+        check_event_kind(kind)
+        check_page(limit, offset)
+        where, params = where_equal({"namespace": namespace, "procedure_id": procedure_id, "kind": kind}, "%s")
+        rows = self._read(f"SELECT {EVENT_COLUMNS} FROM memp_events WHERE {where} "
+                          f"ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT %s OFFSET %s",
+                          [*params, limit, offset])  # LIMIT NULL: no limit
+        return [event_from_row(r) for r in rows]
+
+    def count_events(self, namespace: str, procedure_id: str | None = None, *,
+                     kind: str | None = None) -> int:
+        check_event_kind(kind)
+        where, params = where_equal({"namespace": namespace, "procedure_id": procedure_id, "kind": kind}, "%s")
+        return self._read(f"SELECT COUNT(*) FROM memp_events WHERE {where}", params)[0][0]
 
     def namespaces(self) -> list[str]:
         rows = self._read("SELECT DISTINCT namespace FROM memp_procedures UNION "
@@ -523,10 +532,7 @@ class PostgresStore:
                     "SELECT 1 FROM memp_procedures WHERE namespace=%s AND id=%s AND version=%s",
                     (p.namespace, p.id, p.version)).fetchone()
                 if exists:
-                    raise InvalidInputError(
-                        f"procedure {p.id} v{p.version} already exists in namespace {p.namespace!r}; "
-                        "import into an empty namespace (--namespace NAME) instead"
-                    )
+                    raise already_stored(p)
                 if head:
                     db.execute("UPDATE memp_procedures SET is_head=false WHERE namespace=%s AND id=%s",
                                (p.namespace, p.id))

@@ -25,8 +25,32 @@ from memp._errors import (
     StoreError,
     StoreVersionError,
 )
-from memp.store.base import EXPORT_FORMAT, EXPORT_VERSION, Ref, VectorTable, check_namespace, parse_export
-from memp.types import Event, Procedure, ProcedureStats, ProcedureStatus, Trajectory, utcnow
+from memp.store.base import (
+    EVENT_COLUMNS,
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    Facets,
+    Order,
+    Ref,
+    Sort,
+    VectorTable,
+    already_stored,
+    check_event_kind,
+    check_namespace,
+    check_next_version,
+    check_page,
+    check_status,
+    event_from_row,
+    list_order,
+    merged_provenance,
+    no_procedure,
+    parse_export,
+    procedure_body,
+    procedure_from_row,
+    status_change,
+    where_equal,
+)
+from memp.types import Event, Procedure, ProcedureStats, ProcedureStatus, Trajectory
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
 MIGRATIONS: list[str] = [
@@ -71,8 +95,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # ties) by insertion keeps runs with the same seed identical.
 _LINEAGE_ORDER = "(SELECT MIN(rowid) FROM procedures q WHERE q.namespace = p.namespace AND q.id = p.id)"
 
-# Fields of a Procedure kept in their own columns rather than in the JSON body.
-_COLUMNS = {"embedding", "keyword_embeddings", "stats", "status", "version", "id", "namespace"}
+_BUILDER = "json_extract(body, '$.builder')"
 
 # The head of one lineage. The unary + keeps SQLite on the primary key (namespace, id): without
 # table statistics it would pick procedures_heads and walk every head of the namespace (20 ms
@@ -204,21 +227,16 @@ class SQLiteStore:
 
     def _row_to_procedure(self, row: tuple, with_vectors: bool = True) -> Procedure:
         namespace, pid, version, _head, status, _tt, uses, successes, body, embedding, _upd = row
-        data = json.loads(body)
-        data.update(namespace=namespace, id=pid, version=version, status=status,
-                    stats={"uses": uses, "successes": successes})
-        if with_vectors:
-            if embedding is not None:
-                data["embedding"] = _unblob(embedding).tolist()
-            kws = self._read(
-                "SELECT field, vector FROM keyword_vectors WHERE namespace=? AND id=? AND version=?",
-                (namespace, pid, version),
-            )
-            data["keyword_embeddings"] = {f: _unblob(v).tolist() for f, v in kws}
-        return Procedure.model_validate(data)
+        if not with_vectors:
+            return procedure_from_row(namespace, pid, version, status, uses, successes, body)
+        kws = self._read("SELECT field, vector FROM keyword_vectors WHERE namespace=? AND id=? AND version=?",
+                         (namespace, pid, version))
+        return procedure_from_row(namespace, pid, version, status, uses, successes, body,
+                                  None if embedding is None else _unblob(embedding),
+                                  {f: _unblob(v) for f, v in kws})
 
     def _insert_procedure(self, db: sqlite3.Connection, p: Procedure, is_head: bool) -> None:
-        body = p.model_dump_json(exclude=_COLUMNS)
+        body = procedure_body(p)
         db.execute(
             "INSERT INTO procedures VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (p.namespace, p.id, p.version, int(is_head), p.status, p.task_type, p.stats.uses,
@@ -230,7 +248,8 @@ class SQLiteStore:
             [(p.namespace, p.id, p.version, f, _blob(v)) for f, v in p.keyword_embeddings.items()],
         )
 
-    def _event(self, db: sqlite3.Connection, e: Event) -> None:
+    @staticmethod
+    def _event(db: sqlite3.Connection, e: Event) -> None:
         db.execute(
             "INSERT INTO events (namespace, procedure_id, version, kind, trajectory_id, detail, at)"
             " VALUES (?,?,?,?,?,?,?)",
@@ -241,10 +260,7 @@ class SQLiteStore:
     def _head_row(self, namespace: str, procedure_id: str) -> tuple:
         rows = self._read(f"SELECT * FROM procedures WHERE {_ONE_HEAD}", (namespace, procedure_id))
         if not rows:
-            raise ProcedureNotFoundError(
-                f"no procedure {procedure_id!r} in namespace {namespace!r}; "
-                "list them with `memp memory list`"
-            )
+            raise no_procedure(namespace, procedure_id)
         return rows[0]
 
     # -- procedures --------------------------------------------------------------------------
@@ -257,12 +273,7 @@ class SQLiteStore:
             head = db.execute(
                 f"SELECT version FROM procedures WHERE {_ONE_HEAD}", (ns, pid)
             ).fetchone()
-            expected = 1 if head is None else head[0] + 1
-            if procedure.version != expected:
-                raise InvalidInputError(
-                    f"procedure {pid} in {ns!r} is at version {expected - 1}; the next version "
-                    f"must be {expected}, got {procedure.version}"
-                )
+            check_next_version(procedure, None if head is None else head[0])
             if head is not None:
                 db.execute("UPDATE procedures SET is_head=0 WHERE namespace=? AND id=?", (ns, pid))
             self._insert_procedure(db, procedure, is_head=True)
@@ -276,10 +287,7 @@ class SQLiteStore:
         rows = self._read("SELECT * FROM procedures WHERE namespace=? AND id=? AND version=?",
                           (namespace, procedure_id, version))
         if not rows:
-            raise ProcedureNotFoundError(
-                f"procedure {procedure_id!r} has no version {version} in namespace {namespace!r}; "
-                "see its versions with `memp memory history`"
-            )
+            raise no_procedure(namespace, procedure_id, version)
         return self._row_to_procedure(rows[0])
 
     def get_many(self, namespace: str, refs: list[Ref]) -> list[Procedure]:
@@ -292,28 +300,33 @@ class SQLiteStore:
             self._head_row(namespace, procedure_id)  # raises the helpful error
         return [self._row_to_procedure(r, with_vectors=False) for r in rows]
 
-    def _filters(self, namespace: str, status: str | None, task_type: str | None) -> tuple[str, list]:
-        where, params = "namespace=? AND is_head=1", [namespace]
-        if status is not None:
-            where += " AND status=?"
-            params.append(status)
-        if task_type is not None:
-            where += " AND task_type=?"
-            params.append(task_type)
-        return where, params
+    @staticmethod
+    def _heads(namespace: str, status: str | None, task_type: str | None, builder: str | None):
+        where, params = where_equal({"namespace": namespace, "status": status, "task_type": task_type,
+                                     _BUILDER: builder}, "?")
+        return f"{where} AND is_head=1", params
 
     def list(self, namespace: str, *, status: ProcedureStatus | None = None, task_type: str | None = None,
+             builder: str | None = None, sort: Sort = "updated", order: Order = "desc",
              limit: int = 50, offset: int = 0) -> list[Procedure]:
-        where, params = self._filters(namespace, status, task_type)
-        rows = self._read(
-            f"SELECT * FROM procedures WHERE {where} ORDER BY updated_at DESC, id LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        )
+        check_page(limit, offset)
+        where, params = self._heads(namespace, status, task_type, builder)
+        rows = self._read(f"SELECT * FROM procedures WHERE {where} ORDER BY {list_order(sort, order)} "
+                          "LIMIT ? OFFSET ?", [*params, limit, offset])
         return [self._row_to_procedure(r, with_vectors=False) for r in rows]
 
-    def count(self, namespace: str, *, status: ProcedureStatus | None = None) -> int:
-        where, params = self._filters(namespace, status, None)
+    def count(self, namespace: str, *, status: ProcedureStatus | None = None, task_type: str | None = None,
+              builder: str | None = None) -> int:
+        where, params = self._heads(namespace, status, task_type, builder)
         return self._read(f"SELECT COUNT(*) FROM procedures WHERE {where}", params)[0][0]
+
+    def facets(self, namespace: str, limit: int = 200) -> Facets:
+        heads = "FROM procedures WHERE namespace=? AND is_head=1"
+        task_types = self._read(f"SELECT DISTINCT task_type {heads} AND task_type IS NOT NULL "
+                                "ORDER BY 1 LIMIT ?", (namespace, limit))
+        builders = self._read(f"SELECT DISTINCT {_BUILDER} {heads} AND {_BUILDER} IS NOT NULL "
+                              "ORDER BY 1 LIMIT ?", (namespace, limit))
+        return Facets([r[0] for r in task_types], [r[0] for r in builders])
 
     def refs(self, namespace: str) -> list[Ref]:
         rows = self._read(
@@ -381,42 +394,29 @@ class SQLiteStore:
 
     def set_status(self, namespace: str, procedure_id: str, status: ProcedureStatus, *, reason: str,
                    detail: dict[str, Any] | None = None) -> Procedure:
-        if status not in ("active", "deprecated"):
-            raise InvalidInputError(f"unknown status {status!r}; use 'active' or 'deprecated'")
+        check_status(status)
         row = self._head_row(namespace, procedure_id)
         version, old_status, uses, successes = row[2], row[4], row[6], row[7]
-        if old_status == status:
-            raise InvalidInputError(f"procedure {procedure_id} is already {status}")
-        evidence = {"reason": reason, "uses": uses, "successes": successes, **(detail or {})}
+        change = status_change(procedure_id, row[8], old_status, status, reason=reason, uses=uses,
+                               successes=successes, detail=detail)
         with self._write() as db:
-            body = json.loads(row[8])
-            body["status_reason"] = reason
-            body["updated_at"] = utcnow().isoformat()
             # Restoring starts a fresh evidence window; the old counts stay in the event log.
             reset = ", uses=0, successes=0" if status == "active" else ""
             db.execute(
                 f"UPDATE procedures SET status=?, body=?, updated_at=?{reset} "
                 "WHERE namespace=? AND id=? AND version=?",
-                (status, json.dumps(body), body["updated_at"], namespace, procedure_id, version),
+                (status, change.body, change.updated_at.isoformat(), namespace, procedure_id, version),
             )
             self._event(db, Event(namespace=namespace, procedure_id=procedure_id, version=version,
-                                  kind="deprecated" if status == "deprecated" else "restored",
-                                  detail=evidence))
+                                  kind=change.event, detail=change.evidence))
         return self.get(namespace, procedure_id)
 
     def merge_provenance(self, namespace: str, procedure_id: str, trajectory: Trajectory,
                          *, similarity: float) -> Procedure:
         row = self._head_row(namespace, procedure_id)
-        body = json.loads(row[8])
-        prov = body["provenance"]
-        if trajectory.id not in prov["trajectory_ids"]:
-            prov["trajectory_ids"].append(trajectory.id)
-        for key, value in (("models", trajectory.model), ("agents", trajectory.agent)):
-            if value and value not in prov[key]:
-                prov[key].append(value)
         with self._write() as db:
             db.execute("UPDATE procedures SET body=? WHERE namespace=? AND id=? AND version=?",
-                       (json.dumps(body), namespace, procedure_id, row[2]))
+                       (merged_provenance(row[8], trajectory), namespace, procedure_id, row[2]))
             self._event(db, Event(namespace=namespace, procedure_id=procedure_id, version=row[2],
                                   kind="merged", trajectory_id=trajectory.id,
                                   detail={"similarity": round(similarity, 6)}))
@@ -436,15 +436,21 @@ class SQLiteStore:
             raise ProcedureNotFoundError(f"no trajectory {trajectory_id!r} in namespace {namespace!r}")
         return Trajectory.model_validate_json(rows[0][0])
 
-    def events(self, namespace: str, procedure_id: str | None = None) -> list[Event]:
-        sql = "SELECT seq, namespace, procedure_id, version, kind, trajectory_id, detail, at FROM events WHERE namespace=?"
-        params: list = [namespace]
-        if procedure_id is not None:
-            sql += " AND procedure_id=?"
-            params.append(procedure_id)
-        rows = self._read(sql + " ORDER BY seq", params)
-        return [Event(seq=r[0], namespace=r[1], procedure_id=r[2], version=r[3], kind=r[4],
-                      trajectory_id=r[5], detail=json.loads(r[6]), at=r[7]) for r in rows]
+    def events(self, namespace: str, procedure_id: str | None = None, *, kind: str | None = None,
+               newest_first: bool = False, limit: int | None = None, offset: int = 0) -> list[Event]:
+        check_event_kind(kind)
+        check_page(limit, offset)
+        where, params = where_equal({"namespace": namespace, "procedure_id": procedure_id, "kind": kind}, "?")
+        rows = self._read(f"SELECT {EVENT_COLUMNS} FROM events WHERE {where} "
+                          f"ORDER BY seq {'DESC' if newest_first else 'ASC'} LIMIT ? OFFSET ?",
+                          [*params, -1 if limit is None else limit, offset])  # -1: no limit
+        return [event_from_row(r) for r in rows]
+
+    def count_events(self, namespace: str, procedure_id: str | None = None, *,
+                     kind: str | None = None) -> int:
+        check_event_kind(kind)
+        where, params = where_equal({"namespace": namespace, "procedure_id": procedure_id, "kind": kind}, "?")
+        return self._read(f"SELECT COUNT(*) FROM events WHERE {where}", params)[0][0]
 
     def namespaces(self) -> list[str]:
         rows = self._read("SELECT DISTINCT namespace FROM procedures UNION "
@@ -475,10 +481,7 @@ class SQLiteStore:
                 exists = db.execute("SELECT 1 FROM procedures WHERE namespace=? AND id=? AND version=?",
                                     (p.namespace, p.id, p.version)).fetchone()
                 if exists:
-                    raise InvalidInputError(
-                        f"procedure {p.id} v{p.version} already exists in namespace {p.namespace!r}; "
-                        "import into an empty namespace (--namespace NAME) instead"
-                    )
+                    raise already_stored(p)
                 if head:
                     db.execute("UPDATE procedures SET is_head=0 WHERE namespace=? AND id=?", (p.namespace, p.id))
                 self._insert_procedure(db, p, is_head=head)

@@ -10,8 +10,8 @@ shows is also scriptable:
     GET /v1/deprecations                      deprecation events, newest first, with their evidence
     GET /v1/experiments[/{name}[/files/{f}]]  results.json, report.md and plots from --experiments
 
-Paged views never load a whole namespace: on SQLite and PostgreSQL the ordering, filtering and
-counting run in the database (``page_heads``); another Store falls back to a scan.
+Everything here goes through the Store protocol (``list``, ``count``, ``facets``, ``events``), so
+paged views never load a whole namespace: a SQL store sorts, filters and counts in the database.
 """
 
 from __future__ import annotations
@@ -31,109 +31,24 @@ from pydantic import BaseModel, Field
 
 from memp._errors import InvalidInputError, ProcedureNotFoundError
 from memp.store import Store
+from memp.store.base import Facets, Order, Sort
 from memp.types import Procedure
 
 STATIC = Path(__file__).parent / "static"
 
-Sort = Literal["updated", "uses", "success_rate"]
-Order = Literal["desc", "asc"]
 MAX_FACETS = 200
-_SCAN_CHUNK = 500
 
 
 # -- paged, sorted, filtered heads ---------------------------------------------------------------
 
 
-class _Dialect:
-    """The two SQL stores share a schema shape; only names and placeholders differ."""
-
-    def __init__(self, store: Store) -> None:
-        postgres = type(store).__name__ == "PostgresStore"
-        self.read: Callable[[str, list], list[tuple]] = store._read  # type: ignore[attr-defined]
-        self.p = "%s" if postgres else "?"
-        self.procedures = "memp_procedures" if postgres else "procedures"
-        self.events = "memp_events" if postgres else "events"
-        self.head = "is_head" if postgres else "is_head=1"
-        self.builder = "(body::jsonb)->>'builder'" if postgres else "json_extract(body, '$.builder')"
-
-
-def _dialect(store: Store) -> _Dialect | None:
-    # Reaching into the store's SQL is a deliberate shortcut until Store.list grows sort/builder:
-    # sorting 100k heads by uses must happen in the database, not in this process.
-    if type(store).__name__ in ("SQLiteStore", "PostgresStore") and hasattr(store, "_read"):
-        return _Dialect(store)
-    return None
-
-
-def _order_key(p: Procedure, sort: Sort):
-    if sort == "uses":
-        return p.stats.uses
-    if sort == "success_rate":
-        return p.stats.success_rate or 0.0
-    return p.updated_at
-
-
 def page_heads(store: Store, namespace: str, *, status: str | None = None, task_type: str | None = None,
                builder: str | None = None, sort: Sort = "updated", order: Order = "desc",
                limit: int = 50, offset: int = 0) -> tuple[list[Procedure], int]:
-    """One page of lineage heads and the number of all that match; ties go newest first."""
-    sql = _dialect(store)
-    if sql is None:
-        return _page_by_scan(store, namespace, status=status, task_type=task_type, builder=builder,
-                             sort=sort, order=order, limit=limit, offset=offset)
-    where, params = f"namespace={sql.p} AND {sql.head}", [namespace]
-    for column, value in (("status", status), ("task_type", task_type), (sql.builder, builder)):
-        if value is not None:
-            where += f" AND {column}={sql.p}"
-            params.append(value)
-    direction = "DESC" if order == "desc" else "ASC"
-    rate = "CAST(successes AS REAL) / uses"
-    keys = {"updated": [f"updated_at {direction}"],
-            "uses": [f"uses {direction}"],
-            # Never-used procedures have no rate: they go last whichever way the rest is sorted.
-            "success_rate": ["(uses = 0) ASC", f"CASE WHEN uses > 0 THEN {rate} END {direction}"]}[sort]
-    order_by = ", ".join([*keys, "updated_at DESC", "id"])
-    rows = sql.read(f"SELECT id, version FROM {sql.procedures} WHERE {where} ORDER BY {order_by} "
-                    f"LIMIT {sql.p} OFFSET {sql.p}", [*params, limit, offset])
-    total = sql.read(f"SELECT COUNT(*) FROM {sql.procedures} WHERE {where}", params)[0][0]
-    return store.get_many(namespace, [(r[0], r[1]) for r in rows]), int(total)
-
-
-def _page_by_scan(store: Store, namespace: str, *, status, task_type, builder, sort, order, limit,
-                  offset) -> tuple[list[Procedure], int]:
-    matched: list[Procedure] = []
-    start = 0
-    while True:
-        chunk = store.list(namespace, status=status, task_type=task_type, limit=_SCAN_CHUNK, offset=start)
-        matched += [p for p in chunk if builder is None or p.builder == builder]
-        if len(chunk) < _SCAN_CHUNK:
-            break
-        start += _SCAN_CHUNK
-    # store.list is newest first; a stable sort keeps that as the tie-break (so no reverse=True).
-    sign = -1 if order == "desc" else 1
-    if sort == "success_rate":
-        rated = [p for p in matched if p.stats.uses]
-        rated.sort(key=lambda p: sign * _order_key(p, sort))
-        matched = rated + [p for p in matched if not p.stats.uses]  # no rate: last either way
-    elif sort == "uses":
-        matched.sort(key=lambda p: sign * _order_key(p, sort))
-    elif order == "asc":
-        matched.reverse()
-    return matched[offset:offset + limit], len(matched)
-
-
-def _facets(store: Store, namespace: str) -> tuple[list[str], list[str]]:
-    sql = _dialect(store)
-    if sql is not None:
-        base = f"FROM {sql.procedures} WHERE namespace={sql.p} AND {sql.head}"
-        task_types = sql.read(f"SELECT DISTINCT task_type {base} AND task_type IS NOT NULL "
-                              f"ORDER BY 1 LIMIT {MAX_FACETS}", [namespace])
-        builders = sql.read(f"SELECT DISTINCT {sql.builder} {base} ORDER BY 1 LIMIT {MAX_FACETS}", [namespace])
-        return [r[0] for r in task_types], [r[0] for r in builders if r[0] is not None]
-    heads, _ = _page_by_scan(store, namespace, status=None, task_type=None, builder=None,
-                             sort="updated", order="desc", limit=10**9, offset=0)
-    return (sorted({p.task_type for p in heads if p.task_type})[:MAX_FACETS],
-            sorted({p.builder for p in heads})[:MAX_FACETS])
+    """One page of lineage heads and the number of all that match."""
+    filters = {"status": status, "task_type": task_type, "builder": builder}
+    page = store.list(namespace, **filters, sort=sort, order=order, limit=limit, offset=offset)
+    return page, store.count(namespace, **filters)
 
 
 # -- version diffs -------------------------------------------------------------------------------
@@ -263,22 +178,22 @@ def router(config, namespace: Callable[..., str]) -> APIRouter:
     store: Store = config.store
     experiments: Path | None = getattr(config, "experiments", None)
     api = APIRouter(tags=["inspect"])
-    facets: dict[str, tuple[int, tuple[list[str], list[str]]]] = {}  # namespace -> (generation, facets)
+    facets: dict[str, tuple[int, Facets]] = {}  # namespace -> (generation, facets)
 
-    def cached_facets(ns: str) -> tuple[list[str], list[str]]:
+    def cached_facets(ns: str) -> Facets:
         # The distinct builders scan every head's body (~0.5 s at 100k); reuse until a write.
         generation = store.generation()
         if ns not in facets or facets[ns][0] != generation:
-            facets[ns] = (generation, _facets(store, ns))
+            facets[ns] = (generation, store.facets(ns, MAX_FACETS))
         return facets[ns][1]
 
     @api.get("/v1/inspector/summary", response_model=Summary)
     def summary(ns: str = Depends(namespace)) -> Summary:
         """Who this token is (its namespace) and what the filters can choose from."""
-        task_types, builders = cached_facets(ns)
+        found = cached_facets(ns)
         return Summary(namespace=ns, active=store.count(ns, status="active"),
-                       deprecated=store.count(ns, status="deprecated"), task_types=task_types,
-                       builders=builders, experiments=experiments is not None)
+                       deprecated=store.count(ns, status="deprecated"), task_types=found.task_types,
+                       builders=found.builders, experiments=experiments is not None)
 
     @api.get("/v1/procedures/{procedure_id}/diff", response_model=VersionDiff)
     def diff(procedure_id: str, a: int = Query(ge=1, le=10**9, description="The older version."),
@@ -298,19 +213,20 @@ def router(config, namespace: Callable[..., str]) -> APIRouter:
     def deprecations(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**9),
                      ns: str = Depends(namespace)) -> DeprecationPage:
         """Every deprecation, newest first: which version, when, why, and its status now."""
-        events, total = _deprecation_events(store, ns, limit, offset)
+        events = store.events(ns, kind="deprecated", newest_first=True, limit=limit, offset=offset)
         items = []
         for e in events:
             try:
-                head = store.get(ns, e["procedure_id"])
+                head = store.get(ns, e.procedure_id)
                 key, status_now = head.key, head.status
             except ProcedureNotFoundError:
                 key = status_now = None
-            detail = dict(e["detail"])
-            items.append(Deprecation(seq=e["seq"], procedure_id=e["procedure_id"], version=e["version"],
-                                     at=e["at"], reason=detail.pop("reason", None), evidence=detail,
-                                     key=key, status_now=status_now))
-        return DeprecationPage(items=items, total=total, limit=limit, offset=offset)
+            detail = dict(e.detail)
+            items.append(Deprecation(seq=e.seq, procedure_id=e.procedure_id, version=e.version, at=e.at,
+                                     reason=detail.pop("reason", None), evidence=detail, key=key,
+                                     status_now=status_now))
+        return DeprecationPage(items=items, total=store.count_events(ns, kind="deprecated"),
+                               limit=limit, offset=offset)
 
     @api.get("/v1/experiments", response_model=list[ExperimentInfo])
     def list_experiments(ns: str = Depends(namespace)) -> list[ExperimentInfo]:
@@ -345,20 +261,6 @@ def router(config, namespace: Callable[..., str]) -> APIRouter:
         return FileResponse(path, media_type="image/png")
 
     return api
-
-
-def _deprecation_events(store: Store, ns: str, limit: int, offset: int) -> tuple[list[dict], int]:
-    sql = _dialect(store)
-    if sql is None:
-        found = [e.model_dump() for e in reversed(store.events(ns)) if e.kind == "deprecated"]
-        return found[offset:offset + limit], len(found)
-    where = f"namespace={sql.p} AND kind='deprecated'"
-    rows = sql.read(f"SELECT seq, procedure_id, version, detail, at FROM {sql.events} WHERE {where} "
-                    f"ORDER BY seq DESC LIMIT {sql.p} OFFSET {sql.p}", [ns, limit, offset])
-    total = sql.read(f"SELECT COUNT(*) FROM {sql.events} WHERE {where}", [ns])[0][0]
-    items = [{"seq": r[0], "procedure_id": r[1], "version": r[2],
-              "detail": r[3] if isinstance(r[3], dict) else json.loads(r[3]), "at": r[4]} for r in rows]
-    return items, int(total)
 
 
 def _page() -> HTMLResponse:

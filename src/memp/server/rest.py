@@ -46,6 +46,7 @@ from memp.retrieve import RETRIEVERS, Retriever, make_retriever
 from memp.server import inspector
 from memp.server.auth import TokenMap
 from memp.store import Store, open_store
+from memp.store.base import Order, Sort
 from memp.types import Procedure, RetrievalHit, Task, Trajectory, UpdateReport
 
 log = logging.getLogger("memp.server")
@@ -357,21 +358,19 @@ def create_app(config: ServiceConfig) -> FastAPI:
                         task_type: str | None = Query(None, max_length=200),
                         limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=10**9),
                         # -- inspector: sorting and the builder filter (see server/inspector.py)
-                        sort: inspector.Sort | None = Query(
+                        sort: Sort | None = Query(
                             None, description="Order by last update, uses or success rate; "
                             "with sort (or builder) the total is always counted."),
-                        order: inspector.Order = "desc",
+                        order: Order = "desc",
                         builder: str | None = Query(None, max_length=200),
                         ns: str = Depends(namespace)) -> ProcedurePage:
         """Newest version of each procedure, newest first (or as `sort` says)."""
-        if sort is not None or builder is not None:
-            items, total = inspector.page_heads(config.store, ns, status=status, task_type=task_type,
-                                                builder=builder, sort=sort or "updated", order=order,
-                                                limit=limit, offset=offset)
-            return ProcedurePage(items=[_view(p) for p in items], total=total, limit=limit, offset=offset)
-        items = config.store.list(ns, status=status, task_type=task_type, limit=limit, offset=offset)
-        # Store.count filters by status only; with a task type the total is left unknown.
-        total = config.store.count(ns, status=status) if task_type is None else None
+        filters = {"status": status, "task_type": task_type, "builder": builder}
+        items = config.store.list(ns, **filters, sort=sort or "updated", order=order, limit=limit,
+                                  offset=offset)
+        # As ProcedurePage.total documents: the plain list filtered by task type leaves it null.
+        counted = task_type is None or sort is not None or builder is not None
+        total = config.store.count(ns, **filters) if counted else None
         return ProcedurePage(items=[_view(p) for p in items], total=total, limit=limit, offset=offset)
 
     @app.get("/v1/procedures/{procedure_id}", tags=["curate"])

@@ -1,13 +1,15 @@
 """The contract every Store backend must pass.
 
 A backend's test module subclasses ``StoreContract`` and provides a ``store`` fixture that yields
-an empty store. Vectors here come from the hashing embedder, so the suite needs no model.
+an empty store, and ``twin``: a second store object on the same database, as another process would
+open it. Vectors here come from the hashing embedder, so the suite needs no model.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from memp import InvalidInputError, NamespaceError, ProcedureNotFoundError
@@ -22,6 +24,11 @@ def make_procedure(key: str, namespace: str = "default", **kw) -> Procedure:
                   script=kw.pop("script", [f"do {key}"]), steps=[Step(action="go", observation="ok")],
                   provenance=Provenance(trajectory_ids=["t1"]), **kw)
     return embed_procedure(p, EMB)
+
+
+def same_table(a, b) -> bool:
+    """Two VectorTables with the same refs in the same order and bit-identical matrices."""
+    return a.refs == b.refs and a.matrix.shape == b.matrix.shape and np.array_equal(a.matrix, b.matrix)
 
 
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
@@ -275,3 +282,67 @@ class StoreContract:
         assert store.events("other", kind="deprecated") == [] and store.count_events("other") == 0
         with pytest.raises(InvalidInputError, match="unknown event kind 'exploded'"):
             store.events("default", kind="exploded")
+
+    # -- cached vectors: patched by this object's writes, reloaded after anyone else's
+
+    def test_vectors_after_many_writes_equal_a_fresh_read(self, store, twin):
+        """Each write patches the cached tables; a second store object reads them whole: equal,
+        down to the order of refs among equal vectors (a restored lineage goes back to its place)."""
+        same = [make_procedure("heat egg in microwave") for _ in range(3)]  # identical vectors: ties
+        others = [make_procedure(f"put {o} in fridge") for o in ("apple", "mug", "bowl", "pan")]
+        bare = make_procedure("no key vector").model_copy(update={"embedding": None})
+        query = EMB.embed(["heat egg in microwave"])[0]
+        fields = ("key", "kw:object", "kw:absent")
+
+        def check(step: str) -> None:
+            for ns in ("default", "other"):
+                for field in fields:
+                    assert same_table(store.vectors(ns, field), twin.vectors(ns, field)), (step, ns, field)
+            assert store.vectors("default").top(query, 10) == twin.vectors("default").top(query, 10), step
+
+        for p in [same[0], others[0], same[1]]:
+            store.put(p)
+        store.put(make_procedure("far away", namespace="other"))
+        check("start")  # the caches now hold every field
+        writes = [
+            ("new lineage", lambda: store.put(others[1])),
+            ("no key vector", lambda: store.put(bare)),
+            ("deprecate a tie", lambda: store.set_status("default", same[0].id, "deprecated", reason="t")),
+            ("new lineage after", lambda: store.put(same[2])),
+            ("restore a tie", lambda: store.set_status("default", same[0].id, "active", reason="t")),
+            ("new version", lambda: store.put(others[0].model_copy(update={"version": 2, "parent_version": 1}),
+                                              event="revised")),
+            ("version without keywords", lambda: store.put(same[1].model_copy(
+                update={"version": 2, "parent_version": 1, "keywords": {}, "keyword_embeddings": {}}))),
+            ("use", lambda: store.record_use("default", same[2].id, 1, success=False)),
+            ("merge", lambda: store.merge_provenance("default", others[1].id, Trajectory(task=Task(text="t")),
+                                                     similarity=0.99)),
+            ("trajectory", lambda: store.add_trajectory("default", Trajectory(task=Task(text="t")))),
+            ("deprecate the last", lambda: store.set_status("default", same[2].id, "deprecated", reason="t")),
+            ("other namespace", lambda: store.put(make_procedure("put cup in fridge", namespace="other"))),
+            ("deprecated version", lambda: store.put(others[2].model_copy(update={"status": "deprecated"}))),
+            ("new version of a deprecated one", lambda: store.put(
+                store.get("default", same[2].id).model_copy(update={"version": 2, "parent_version": 1,
+                                                                   "status": "active"}), event="revised")),
+        ]
+        for step, write in writes:
+            write()
+            check(step)
+        with pytest.raises(InvalidInputError):  # a refused write leaves the caches as they were
+            store.put(others[3].model_copy(update={"version": 2}))
+        check("refused write")
+        assert [ref for ref, _ in store.vectors("default").top(query, 3)] == [
+            (same[0].id, 1), (same[1].id, 2), (same[2].id, 2)]
+
+    def test_writes_through_another_store_object_are_seen(self, store, twin):
+        p, q = make_procedure("put apple in fridge"), make_procedure("heat egg in microwave")
+        store.put(p)
+        assert store.vectors("default").refs == [(p.id, 1)]
+        twin.put(q)
+        assert store.vectors("default").refs == [(p.id, 1), (q.id, 1)]
+        twin.set_status("default", p.id, "deprecated", reason="elsewhere")
+        # This object's next write follows one it did not make: its cache must not patch over it.
+        store.put(make_procedure("cool mug", namespace="default"))
+        for field in ("key", "kw:object"):
+            assert same_table(store.vectors("default", field), twin.vectors("default", field)), field
+        assert (p.id, 1) not in store.vectors("default").refs

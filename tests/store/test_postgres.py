@@ -23,6 +23,12 @@ def store(pg_url):
 
 
 @pytest.fixture
+def twin(store):
+    with PostgresStore(store.url) as s:
+        yield s
+
+
+@pytest.fixture
 def empty_store(pg_database):
     with PostgresStore(pg_database()) as s:
         yield s

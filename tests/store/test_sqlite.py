@@ -15,6 +15,12 @@ def store(tmp_path):
 
 
 @pytest.fixture
+def twin(store):
+    with SQLiteStore(store.path) as s:
+        yield s
+
+
+@pytest.fixture
 def empty_store(tmp_path):
     with SQLiteStore(tmp_path / "other.db") as s:
         yield s

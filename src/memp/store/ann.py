@@ -13,7 +13,7 @@ answers in well under a millisecond with recall@10 above 0.95. Among the three c
 
 The index follows the store: on each search it compares the store's generation with the one it
 last saw, and when they differ it diffs the active refs, adds the new vectors and marks the gone
-ones deleted, so a write costs one matrix reload, not a rebuild.
+ones deleted, so a write costs a diff of the store's (patched, not reloaded) matrix, not a rebuild.
 """
 
 from __future__ import annotations

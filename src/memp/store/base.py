@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -48,7 +48,7 @@ class VectorTable:
     """The vectors of one field over the active heads of a namespace, row-aligned with refs."""
 
     refs: list[Ref]
-    matrix: np.ndarray  # (len(refs), dim), float32, rows L2-normalised
+    matrix: np.ndarray  # (len(refs), dim), float32, rows L2-normalised; (0, 0) when empty
 
     def top(self, query: np.ndarray, k: int) -> list[tuple[Ref, float]]:
         if not self.refs or k <= 0:
@@ -60,6 +60,127 @@ class VectorTable:
         # so a seeded run retrieves the same procedures every time.
         idx = sorted(idx, key=lambda i: (-float(scores[i]), int(i)))
         return [(self.refs[i], float(scores[i])) for i in idx]
+
+
+class VectorRow(NamedTuple):
+    """One active head's vector of a field, as a store reads it."""
+
+    procedure_id: str
+    version: int
+    position: int  # where its lineage was first stored: tables are in this order
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Cached:
+    generation: int
+    table: VectorTable
+    positions: np.ndarray  # each row's lineage position, ascending
+    where: dict[str, int]  # lineage id -> position, for the lineages in the table
+
+
+def _empty(generation: int) -> _Cached:
+    # One shape for "no rows", whether loaded or patched down to nothing.
+    return _Cached(generation, VectorTable([], np.zeros((0, 0), np.float32)), np.zeros(0, np.int64), {})
+
+
+def _loaded(generation: int, rows: list[VectorRow]) -> _Cached:
+    if not rows:
+        return _empty(generation)
+    return _Cached(generation, VectorTable([(r.procedure_id, r.version) for r in rows],
+                                           np.stack([r.vector for r in rows])),
+                   np.array([r.position for r in rows], np.int64), {r.procedure_id: r.position for r in rows})
+
+
+def _patched(old: _Cached, generation: int, lineages: set[str], rows: list[VectorRow]) -> _Cached:
+    """``old`` with the rows of ``lineages`` replaced by ``rows``, their active heads now.
+
+    One copy of the matrix (tables are handed out, so never changed in place), O(changes · log n)
+    besides. The result takes ``old.where`` over: ``old`` must not be used again.
+    """
+    where, positions = old.where, old.positions
+    # Edits at old row indexes, in order: insert a new row before index i (0), or drop row i (1).
+    edits = [(int(i), 1, 0, None) for i in
+             np.searchsorted(positions, [where.pop(pid) for pid in lineages if pid in where])]
+    edits += [(int(np.searchsorted(positions, r.position)), 0, r.position, r) for r in rows]
+    refs: list[Ref] = []
+    vectors: list[np.ndarray] = []
+    kept: list[np.ndarray] = []
+    start = 0
+    for index, drop, position, row in sorted(edits, key=lambda e: e[:3]):
+        if index > start:  # the untouched run of old rows before this edit
+            refs += old.table.refs[start:index]
+            vectors.append(old.table.matrix[start:index])
+            kept.append(positions[start:index])
+            start = index
+        if drop:
+            start = index + 1
+        else:
+            refs.append((row.procedure_id, row.version))
+            vectors.append(row.vector[np.newaxis, :])
+            kept.append(np.array([position], np.int64))
+            where[row.procedure_id] = position
+    if start < len(positions):
+        refs += old.table.refs[start:]
+        vectors.append(old.table.matrix[start:])
+        kept.append(positions[start:])
+    if not refs:
+        return _empty(generation)
+    # A ValueError here if the vectors differ in size.
+    return _Cached(generation, VectorTable(refs, np.concatenate(vectors)), np.concatenate(kept), where)
+
+
+class VectorCache:
+    """A store's VectorTables, kept in step with the store's own writes instead of reloaded.
+
+    Each table is tagged with the generation it shows. A write names the lineages it changes
+    (``touch``). Once it has committed as generation g, every table that showed g - 1 gets those
+    lineages' current active heads in place of their old rows, each at its lineage's position:
+    what a reload would return, for the cost of reading a few rows. A table at any other
+    generation has missed a write made elsewhere (another process, or another store object on the
+    same database), so it is dropped and read whole the next time it is asked for.
+
+    The stores call it under their lock; it does no locking of its own.
+    """
+
+    MAX_PATCH = 500  # lineages changed by one write; beyond that (an import) a reload is cheaper
+
+    def __init__(self, load: Callable[[str, str, list[str] | None], list[VectorRow]]) -> None:
+        """``load(namespace, field, ids)``: the field's rows over the active heads in lineage order,
+        of only the lineages in ``ids`` unless it is None."""
+        self._load = load
+        self._tables: dict[tuple[str, str], _Cached] = {}
+        self._touched: dict[str, set[str]] = {}
+
+    def table(self, namespace: str, field: str, generation: int) -> VectorTable:
+        cached = self._tables.get((namespace, field))
+        if cached is None or cached.generation != generation:
+            cached = _loaded(generation, self._load(namespace, field, None))
+            self._tables[(namespace, field)] = cached
+        return cached.table
+
+    def touch(self, namespace: str, procedure_id: str) -> None:
+        """The write in progress changes this lineage's head, status or vectors."""
+        self._touched.setdefault(namespace, set()).add(procedure_id)
+
+    def rolled_back(self) -> None:
+        self._touched = {}
+
+    def committed(self, generation: int | None) -> None:
+        """The write in progress committed as ``generation`` (None if the store cannot tell)."""
+        touched, self._touched = self._touched, {}
+        for key, cached in list(self._tables.items()):
+            lineages = touched.get(key[0], set())
+            if generation is None or cached.generation != generation - 1 or len(lineages) > self.MAX_PATCH:
+                del self._tables[key]
+            elif not lineages:
+                self._tables[key] = _Cached(generation, cached.table, cached.positions, cached.where)
+            else:
+                try:
+                    rows = self._load(key[0], key[1], sorted(lineages))
+                    self._tables[key] = _patched(cached, generation, lineages, rows)
+                except Exception:  # the write has committed: a failed patch only costs a reload
+                    del self._tables[key]
 
 
 def nearest(store: Store, namespace: str, query: Any, k: int) -> list[tuple[Ref, float]]:
@@ -230,6 +351,15 @@ def check_page(limit: int | None, offset: int) -> None:
 def check_event_kind(kind: str | None) -> None:
     if kind is not None and kind not in EVENT_KINDS:
         raise InvalidInputError(f"unknown event kind {kind!r}; use one of: {', '.join(EVENT_KINDS)}")
+
+
+def keyword_field(field: str) -> str | None:
+    """The keyword of a vector field ('kw:<keyword>'), or None for 'key'."""
+    if field == "key":
+        return None
+    if field.startswith("kw:"):
+        return field[3:]
+    raise InvalidInputError(f"unknown vector field {field!r}; use 'key' or 'kw:<keyword>'")
 
 
 def check_next_version(procedure: Procedure, head_version: int | None) -> None:

@@ -15,7 +15,8 @@ same, checked by the same contract tests:
   memp allows any embedder, so each dimension seen gets its own partial expression index over the
   active heads (``embedding::vector(384)`` … ``WHERE dim = 384 AND is_head AND status='active'``),
   created the first time a vector of that size is written. ``search`` uses it; ``vectors`` loads
-  the matrix for exact scans and keyword fields, cached by generation like SQLite.
+  the matrix for exact scans and keyword fields, cached and patched like SQLite's
+  (``VectorCache``).
 - The builder filter reads the body as ``json`` (kept as text), not ``jsonb``, for the same
   reason: a body with an escaped NUL can still be filtered.
 """
@@ -45,6 +46,8 @@ from memp.store.base import (
     Order,
     Ref,
     Sort,
+    VectorCache,
+    VectorRow,
     VectorTable,
     already_stored,
     check_event_kind,
@@ -53,6 +56,7 @@ from memp.store.base import (
     check_page,
     check_status,
     event_from_row,
+    keyword_field,
     list_order,
     merged_provenance,
     no_procedure,
@@ -137,7 +141,7 @@ class PostgresStore:
         self.url = url
         self.ef_search = ef_search
         self._lock = threading.RLock()
-        self._cache: dict[tuple[str, str], tuple[int, VectorTable]] = {}
+        self._vectors = VectorCache(self._vector_rows)
         self._indexed_dims: set[int] = set()
         self._new_dims: set[int] = set()
         try:
@@ -188,19 +192,29 @@ class PostgresStore:
 
     @contextmanager
     def _write(self) -> Iterator[psycopg.Connection]:
-        """One transaction that starts by bumping the generation, which serialises writers."""
+        """One transaction that starts by bumping the generation, which serialises writers.
+
+        Writes name the lineages they change to ``self._vectors``, which patches its tables once
+        the transaction has committed.
+        """
         with self._lock:
             self._new_dims = set()
             try:
                 with self._db.transaction():
-                    self._db.execute("UPDATE memp_meta SET value = value + 1 WHERE key='generation'")
+                    generation = self._db.execute(
+                        "UPDATE memp_meta SET value = value + 1 WHERE key='generation' RETURNING value"
+                    ).fetchone()[0]
                     yield self._db
-            except psycopg.errors.DataError as err:
-                # e.g. a NUL character in an id: PostgreSQL text cannot hold it; nothing was written.
-                raise InvalidInputError(
-                    f"PostgreSQL refused a value ({str(err).strip()}); remove NUL characters from "
-                    "ids, task types and other short fields"
-                ) from None
+            except BaseException as err:
+                self._vectors.rolled_back()
+                if isinstance(err, psycopg.errors.DataError):
+                    # e.g. a NUL character in an id: PostgreSQL text cannot hold it; nothing was written.
+                    raise InvalidInputError(
+                        f"PostgreSQL refused a value ({str(err).strip()}); remove NUL characters from "
+                        "ids, task types and other short fields"
+                    ) from None
+                raise
+            self._vectors.committed(int(generation))
             # Only a committed CREATE INDEX counts; a rolled-back one is retried on the next write.
             self._indexed_dims |= self._new_dims
 
@@ -251,6 +265,7 @@ class PostgresStore:
                                   {f: _array(v) for f, v in kws})
 
     def _insert_procedure(self, db: psycopg.Connection, p: Procedure, is_head: bool) -> None:
+        self._vectors.touch(p.namespace, p.id)
         body = procedure_body(p)
         vector = None if p.embedding is None else np.asarray(p.embedding, dtype=np.float32)
         if vector is not None:
@@ -358,29 +373,26 @@ class PostgresStore:
         return [(r[0], r[1]) for r in rows]
 
     def vectors(self, namespace: str, field: str = "key") -> VectorTable:
-        gen = self.generation()
-        cached = self._cache.get((namespace, field))
-        if cached and cached[0] == gen:
-            return cached[1]
-        if field == "key":
-            rows = self._read(
-                "SELECT id, version, embedding FROM memp_procedures p WHERE namespace=%s AND is_head "
-                f"AND status='active' AND embedding IS NOT NULL ORDER BY {_LINEAGE_ORDER}", (namespace,))
-        elif field.startswith("kw:"):
-            rows = self._read(
-                "SELECT k.id, k.version, k.vector FROM memp_keyword_vectors k JOIN memp_procedures p "
-                "ON p.namespace=k.namespace AND p.id=k.id AND p.version=k.version "
-                "WHERE k.namespace=%s AND k.field=%s AND p.is_head AND p.status='active' "
-                f"ORDER BY {_LINEAGE_ORDER}",
-                (namespace, field[3:]))
+        keyword_field(field)  # a bad field fails here, before any cache is touched
+        with self._lock:
+            return self._vectors.table(namespace, field, self.generation())
+
+    def _vector_rows(self, namespace: str, field: str, ids: list[str] | None) -> list[VectorRow]:
+        keyword = keyword_field(field)
+        if keyword is None:
+            query = (f"SELECT p.id, p.version, {_LINEAGE_ORDER}, p.embedding FROM memp_procedures p "
+                     "WHERE p.namespace=%s AND p.is_head AND p.status='active' AND p.embedding IS NOT NULL")
+            params: list = [namespace]
         else:
-            raise InvalidInputError(f"unknown vector field {field!r}; use 'key' or 'kw:<keyword>'")
-        refs = [(r[0], r[1]) for r in rows]
-        matrix = (np.stack([_array(r[2]) for r in rows]) if rows
-                  else np.zeros((0, 0), np.float32))
-        table = VectorTable(refs, matrix)
-        self._cache[(namespace, field)] = (gen, table)
-        return table
+            query = (f"SELECT k.id, k.version, {_LINEAGE_ORDER}, k.vector FROM memp_keyword_vectors k "
+                     "JOIN memp_procedures p ON p.namespace=k.namespace AND p.id=k.id AND p.version=k.version "
+                     "WHERE k.namespace=%s AND k.field=%s AND p.is_head AND p.status='active'")
+            params = [namespace, keyword]
+        if ids is not None:
+            query += " AND p.id = ANY(%s)"
+            params.append(ids)
+        rows = self._read(query + " ORDER BY 3", params)
+        return [VectorRow(r[0], r[1], r[2], _array(r[3])) for r in rows]
 
     def search(self, namespace: str, query_vector: Any, k: int) -> list[tuple[Ref, float]]:
         """Top-k active heads by cosine similarity, through the HNSW index (approximate).
@@ -445,6 +457,7 @@ class PostgresStore:
             version, old_status, uses, successes = row[2], row[4], row[5], row[6]
             change = status_change(procedure_id, row[7], old_status, status, reason=reason, uses=uses,
                                    successes=successes, detail=detail)
+            self._vectors.touch(namespace, procedure_id)
             # Restoring starts a fresh evidence window; the old counts stay in the event log.
             reset = ", uses=0, successes=0" if status == "active" else ""
             db.execute(

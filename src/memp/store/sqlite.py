@@ -1,8 +1,9 @@
 """SQLiteStore: the embedded default. One file, WAL, transactions, versioned schema.
 
 Vectors live beside the procedures as float32 blobs and are searched exactly with numpy. The
-matrices are cached per (namespace, field) and rebuilt only when the store's generation counter
-moves, which every write bumps inside its own transaction, so other processes' writes are seen.
+matrices are cached per (namespace, field) (``VectorCache``). Every write bumps the store's
+generation counter inside its own transaction: this object's writes patch the cached matrices,
+and a generation that moved any other way (another process wrote) makes them reload.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from memp._errors import (
-    InvalidInputError,
     ProcedureNotFoundError,
     StoreCorruptError,
     StoreError,
@@ -33,6 +33,8 @@ from memp.store.base import (
     Order,
     Ref,
     Sort,
+    VectorCache,
+    VectorRow,
     VectorTable,
     already_stored,
     check_event_kind,
@@ -41,6 +43,7 @@ from memp.store.base import (
     check_page,
     check_status,
     event_from_row,
+    keyword_field,
     list_order,
     merged_provenance,
     no_procedure,
@@ -130,7 +133,7 @@ class SQLiteStore:
             if not p.parent.exists():
                 raise StoreError(f"folder {p.parent} does not exist; create it first")
         self._lock = threading.RLock()
-        self._cache: dict[tuple[str, str], tuple[int, VectorTable]] = {}
+        self._vectors = VectorCache(self._vector_rows)
         try:
             self._db = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
                                        check_same_thread=False)
@@ -171,7 +174,11 @@ class SQLiteStore:
 
     @contextmanager
     def _write(self):
-        """One IMMEDIATE transaction that bumps the generation; retried while the file is busy."""
+        """One IMMEDIATE transaction that bumps the generation; retried while the file is busy.
+
+        Writes name the lineages they change to ``self._vectors``, which patches its tables once
+        the transaction has committed.
+        """
         with self._lock:
             delay = 0.01
             for attempt in range(60):
@@ -187,14 +194,20 @@ class SQLiteStore:
                 raise StoreError(f"{self.path} stayed locked by another writer; try again later")
             try:
                 yield self._db
+                generation = None
                 if self._has_meta():
                     self._db.execute(
                         "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key='generation'"
                     )
+                    # Read back, not RETURNING: that needs SQLite 3.35, newer than some systems have.
+                    generation = int(self._db.execute(
+                        "SELECT value FROM meta WHERE key='generation'").fetchone()[0])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self._vectors.rolled_back()
                 raise
+            self._vectors.committed(generation)
 
     def _has_meta(self) -> bool:
         return self._db.execute(
@@ -236,6 +249,7 @@ class SQLiteStore:
                                   {f: _unblob(v) for f, v in kws})
 
     def _insert_procedure(self, db: sqlite3.Connection, p: Procedure, is_head: bool) -> None:
+        self._vectors.touch(p.namespace, p.id)
         body = procedure_body(p)
         db.execute(
             "INSERT INTO procedures VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -336,27 +350,28 @@ class SQLiteStore:
         return [(r[0], r[1]) for r in rows]
 
     def vectors(self, namespace: str, field: str = "key") -> VectorTable:
-        gen = self.generation()
-        cached = self._cache.get((namespace, field))
-        if cached and cached[0] == gen:
-            return cached[1]
-        if field == "key":
-            rows = self._read(
-                "SELECT id, version, embedding FROM procedures p WHERE namespace=? AND is_head=1 "
-                f"AND status='active' AND embedding IS NOT NULL ORDER BY {_LINEAGE_ORDER}", (namespace,))
-        elif field.startswith("kw:"):
-            rows = self._read(
-                "SELECT k.id, k.version, k.vector FROM keyword_vectors k JOIN procedures p "
-                "ON p.namespace=k.namespace AND p.id=k.id AND p.version=k.version "
-                f"WHERE k.namespace=? AND k.field=? AND p.is_head=1 AND p.status='active' ORDER BY {_LINEAGE_ORDER}",
-                (namespace, field[3:]))
+        keyword_field(field)  # a bad field fails here, before any cache is touched
+        with self._lock:
+            return self._vectors.table(namespace, field, self.generation())
+
+    def _vector_rows(self, namespace: str, field: str, ids: list[str] | None) -> list[VectorRow]:
+        keyword = keyword_field(field)
+        # For a few lineages, the unary + keeps SQLite on the primary key, as in _ONE_HEAD.
+        active = "p.is_head=1 AND p.status='active'" if ids is None else "+p.is_head=1 AND +p.status='active'"
+        if keyword is None:
+            sql = (f"SELECT p.id, p.version, {_LINEAGE_ORDER}, p.embedding FROM procedures p "
+                   f"WHERE p.namespace=? AND {active} AND p.embedding IS NOT NULL")
+            params = [namespace]
         else:
-            raise InvalidInputError(f"unknown vector field {field!r}; use 'key' or 'kw:<keyword>'")
-        refs = [(r[0], r[1]) for r in rows]
-        matrix = (np.stack([_unblob(r[2]) for r in rows]) if rows else np.zeros((0, 0), np.float32))
-        table = VectorTable(refs, matrix)
-        self._cache[(namespace, field)] = (gen, table)
-        return table
+            sql = (f"SELECT k.id, k.version, {_LINEAGE_ORDER}, k.vector FROM keyword_vectors k "
+                   "JOIN procedures p ON p.namespace=k.namespace AND p.id=k.id AND p.version=k.version "
+                   f"WHERE k.namespace=? AND k.field=? AND {active}")
+            params = [namespace, keyword]
+        if ids is not None:
+            sql += f" AND p.id IN ({','.join('?' * len(ids))})"
+            params += ids
+        rows = self._read(sql + " ORDER BY 3", params)
+        return [VectorRow(r[0], r[1], r[2], _unblob(r[3])) for r in rows]
 
     def search(self, namespace: str, query_vector: Any, k: int) -> list[tuple[Ref, float]]:
         """Top-k active heads by key similarity: an exact scan, or the HNSW index if enabled."""
@@ -400,6 +415,7 @@ class SQLiteStore:
         change = status_change(procedure_id, row[8], old_status, status, reason=reason, uses=uses,
                                successes=successes, detail=detail)
         with self._write() as db:
+            self._vectors.touch(namespace, procedure_id)
             # Restoring starts a fresh evidence window; the old counts stay in the event log.
             reset = ", uses=0, successes=0" if status == "active" else ""
             db.execute(

@@ -1,0 +1,143 @@
+"""VectorCache: patched tables equal full reloads, and reloads happen only when they must.
+
+The store-level equivalents (both backends, real writes) are in contract.py; here a fake
+database of lineages stands in, so random write sequences are cheap to check exhaustively.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from memp.store.base import VectorCache, VectorRow
+from memp.store.sqlite import SQLiteStore
+from tests.store.contract import make_procedure, same_table
+
+
+class FakeDatabase:
+    """Lineages of one namespace: id -> (position, head version, active, vector or None)."""
+
+    def __init__(self, dim: int = 4, seed: int = 0) -> None:
+        self.rng = random.Random(seed)
+        self.dim = dim
+        self.lineages: dict[str, list] = {}
+        self.generation = 0
+        self.full_loads = 0
+
+    def vector(self) -> np.ndarray:
+        # Few distinct values, so equal vectors (ties) are common.
+        return np.array([self.rng.choice([0.0, 0.5, 1.0]) for _ in range(self.dim)], np.float32)
+
+    def load(self, namespace: str, field: str, ids: list[str] | None) -> list[VectorRow]:
+        self.full_loads += ids is None
+        rows = [VectorRow(pid, version, position, vec)
+                for pid, (position, version, active, vec) in self.lineages.items()
+                if active and vec is not None and (ids is None or pid in ids)]
+        return sorted(rows, key=lambda r: r.position)
+
+    def random_write(self, cache: VectorCache | None) -> None:
+        """Create, revise, deprecate or restore lineages (or change nothing), like one transaction."""
+        for _ in range(self.rng.choice([0, 1, 1, 1, 2, 3])):
+            pid = self.rng.choice([*self.lineages, f"new{len(self.lineages)}"])
+            if pid not in self.lineages:
+                self.lineages[pid] = [len(self.lineages) * 10, 1, self.rng.random() < 0.9,
+                                      self.vector() if self.rng.random() < 0.9 else None]
+            elif self.rng.random() < 0.5:
+                self.lineages[pid][2] = not self.lineages[pid][2]
+            else:
+                self.lineages[pid][1] += 1
+                self.lineages[pid][2] = True
+                self.lineages[pid][3] = self.vector()
+            if cache is not None:
+                cache.touch("ns", pid)
+        self.generation += 1
+
+
+def fresh(db: FakeDatabase):
+    return VectorCache(db.load).table("ns", "key", db.generation)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_writes_patch_to_exactly_what_a_reload_reads(seed):
+    db = FakeDatabase(seed=seed)
+    cache = VectorCache(db.load)
+    turns = random.Random(-seed)
+    foreign_since_read = True  # the first read loads
+    for step in range(80):
+        if turns.random() < 0.15:
+            db.random_write(None)  # someone else's write: this cache never hears of it
+            foreign_since_read = True
+        else:
+            db.random_write(cache)
+            cache.committed(db.generation)
+        if turns.random() < 0.5:  # not every write is followed by a read
+            continue
+        loads = db.full_loads
+        got = cache.table("ns", "key", db.generation)
+        reloaded = db.full_loads - loads
+        assert same_table(got, fresh(db)), (seed, step)
+        assert reloaded == foreign_since_read, (seed, step)  # only another writer costs a reload
+        foreign_since_read = False
+
+
+def test_a_rolled_back_write_keeps_the_table_and_forgets_its_lineages():
+    db = FakeDatabase()
+    cache = VectorCache(db.load)
+    db.random_write(None)
+    table = cache.table("ns", "key", db.generation)
+    cache.touch("ns", "new0")
+    cache.rolled_back()
+    cache.committed(db.generation + 1)  # a later write that touched nothing
+    db.generation += 1
+    assert cache.table("ns", "key", db.generation) is table and db.full_loads == 1
+
+
+def test_a_write_touching_many_lineages_reloads_instead(monkeypatch):
+    monkeypatch.setattr(VectorCache, "MAX_PATCH", 2)
+    db = FakeDatabase()
+    cache = VectorCache(db.load)
+    cache.table("ns", "key", db.generation)
+    for i in range(3):
+        db.lineages[f"l{i}"] = [i, 1, True, db.vector()]
+        cache.touch("ns", f"l{i}")
+    db.generation += 1
+    cache.committed(db.generation)
+    assert same_table(cache.table("ns", "key", db.generation), fresh(db)) and db.full_loads == 3
+
+
+def test_a_vector_of_another_size_drops_the_table_instead_of_failing_the_write():
+    db = FakeDatabase()
+    db.lineages["a"] = [0, 1, True, db.vector()]
+    cache = VectorCache(db.load)
+    cache.table("ns", "key", db.generation)
+    db.lineages["b"] = [1, 1, True, np.ones(7, np.float32)]
+    cache.touch("ns", "b")
+    db.generation += 1
+    cache.committed(db.generation)  # does not raise: the write itself succeeded
+    with pytest.raises(ValueError):  # the reload says what is wrong, as before
+        cache.table("ns", "key", db.generation)
+
+
+def test_the_sqlite_store_patches_its_own_writes_without_reloading(tmp_path):
+    with SQLiteStore(tmp_path / "memp.db") as store, SQLiteStore(tmp_path / "memp.db") as other:
+        procs = [make_procedure(f"task {i} apple") for i in range(5)]
+        for p in procs[:3]:
+            store.put(p)
+        store.vectors("default")
+        store.vectors("default", "kw:object")
+        full = []
+        load = store._vectors._load
+        store._vectors._load = lambda ns, field, ids: (full.append(field) if ids is None else None) or load(ns, field, ids)
+        store.put(procs[3])
+        store.set_status("default", procs[0].id, "deprecated", reason="test")
+        store.put(procs[1].model_copy(update={"version": 2, "parent_version": 1}), event="revised")
+        store.record_use("default", procs[2].id, 1, success=True)
+        for field in ("key", "kw:object"):
+            assert same_table(store.vectors("default", field), other.vectors("default", field))
+        assert full == []
+        other.put(procs[4])  # another writer: the next read reloads, once per field
+        for field in ("key", "kw:object"):
+            assert same_table(store.vectors("default", field), other.vectors("default", field))
+        assert full == ["key", "kw:object"]

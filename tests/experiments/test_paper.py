@@ -43,6 +43,7 @@ def test_tiny_paper_run_writes_every_table(tmp_path, monkeypatch):
     again = run_paper(tmp_path, seeds=(0,), n_train=3, n_test=3, workers=1, ks=(0, 1, 3), group_size=2,
                       memory_from=gold_export)
     assert again["table1_build"] == results["table1_build"]
+    assert again["seconds_all_runs"] == pytest.approx(results["seconds"] + again["seconds"], abs=0.2)
     assert list(again["figure5a_transfer"])[-1] == "imported memory"
     assert again["figure5a_transfer"]["imported memory"]["n"] == 3
     assert again["memory_from"]["procedures"] == len(parse_export(read_export(gold_export), None)["procedures"]) > 0

@@ -117,6 +117,7 @@ def run_paper(out: str | Path, *, seeds=(0, 1, 2), n_train: int | None = None, n
                    n_train_games=len(train), gold_runs=len(gold), agent_built_runs=len(own),
                    n_test_games=len(test), retrieve="query (unless stated)", k=3, group_size=group_size,
                    embedder=embedder.name, seconds=round(time.perf_counter() - started, 1),
+                   seconds_all_runs=_log_run(out, time.perf_counter() - started),
                    machine={"cores": os.cpu_count(), "python": platform.python_version()},
                    versions=report.versions())
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -133,6 +134,17 @@ def _agent_built_memory(train: list[Path], play, out: Path, progress):
     runs = [Trajectory.model_validate({k: v for k, v in json.loads(line).items() if k != "condition"})
             for line in lines]
     return [t for t in runs if t.id in wins]
+
+
+def _log_run(out: Path, seconds: float) -> float:
+    """Append this run's time to ``runs.jsonl``; returns the time of every run into ``out``.
+
+    A resumed run's own time says little, so the report gives the sum.
+    """
+    log = out / "runs.jsonl"
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(seconds, 1)}) + "\n")
+    return round(sum(json.loads(line)["seconds"] for line in log.read_text().splitlines() if line.strip()), 1)
 
 
 def _imported(path: str | Path | None) -> list[dict] | None:
@@ -245,7 +257,8 @@ def _report(out: Path, r: dict) -> None:
 
 Agent: {r['agent']}. Games: {r['source']}. {r['gold_runs']} gold runs from {r['n_train_games']} train
 games; {r['n_test_games']} test games × seeds {r['seeds']}; retrieval {r['retrieve']}, k = {r['k']};
-embedder {r['embedder']}; {r['seconds']:.0f} s on {r['machine']['cores']} cores.
+embedder {r['embedder']}; {r['seconds_all_runs']:.0f} s on {r['machine']['cores']} cores (all runs into this folder,
+resumed ones included; this one {r['seconds']:.0f} s).
 Versions: {', '.join(f'{k} {v}' for k, v in r['versions'].items())}.
 Tokens (prompt + completion, every episode of the run): {r['usage']['tokens']}; cost: ${r['usage']['cost_usd']:.4f}
 (at the price given with `--llm-price`; a cached answer costs nothing).

@@ -102,3 +102,13 @@ def test_headline_claims_are_judged_from_the_tables():
     r["figure3_overall"]["validation"]["success_rate"] = 0.5  # a tie is not "better"
     r["figure5a_transfer"]["imported memory"] = {"success_rate": 0.3, "avg_steps": 9.0}  # below no memory
     assert [c["holds"] for c in claims(r)] == [True, True, False, False, False]
+
+
+def test_online_tasks_arrive_shuffled_by_the_seed_with_types_mixed():
+    from memp.experiments.paper import arrival_order
+
+    tasks = [f"{kind}-{i}" for kind in "abcdef" for i in range(10)]  # sorted by type, as game folders are
+    first = arrival_order(tasks, 0)
+    assert sorted(first) == sorted(tasks) and first == arrival_order(tasks, 0) != arrival_order(tasks, 1)
+    assert len({t[0] for t in first[:10]}) >= 3  # a group of 10 mixes task types
+    assert tasks[0] == "a-0"  # the caller's list is left as it was

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import random
 import time
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def run_paper(out: str | Path, *, seeds=(0, 1, 2), n_train: int | None = None, n
             for retrieve in ("random", "avefact", "hybrid"):
                 run_frozen(f"retrieve {retrieve}", tasks, play, folder, embedder, gold=gold, retrieve=retrieve,
                            seed=seed, progress=progress)
-            run_online(tasks, play, folder, embedder, group_size=group_size, progress=progress)
+            run_online(arrival_order(tasks, seed), play, folder, embedder, group_size=group_size, progress=progress)
             run_frozen("agent-built memory", tasks, play, folder, embedder, gold=own, progress=progress)
             if imported:
                 run_frozen("imported memory", tasks, play, folder, embedder, gold=None, imported=imported,
@@ -134,6 +135,18 @@ def _agent_built_memory(train: list[Path], play, out: Path, progress):
     runs = [Trajectory.model_validate({k: v for k, v in json.loads(line).items() if k != "condition"})
             for line in lines]
     return [t for t in runs if t.id in wins]
+
+
+def arrival_order(tasks: list, seed: int) -> list:
+    """The tasks shuffled by the seed, for the online runs.
+
+    Game folders sort by task type, so in file order each group of 10 would hold one type and the
+    curve would trace the types' difficulty, not what memory learned. Shuffled, every group mixes
+    types, as an agent's stream of work would, and each seed sees another stream.
+    """
+    shuffled = list(tasks)
+    random.Random(seed).shuffle(shuffled)
+    return shuffled
 
 
 def _log_run(out: Path, seconds: float) -> float:

@@ -9,7 +9,7 @@ import pytest
 
 from memp.embed import HashingEmbedder
 from memp.memory import Memory
-from memp.server.inspector import line_diff, page_heads
+from memp.server.inspector import line_diff
 from memp.store import SQLiteStore, open_store
 from memp.types import Procedure, Task
 from tests.conftest import clean_apple_trajectory
@@ -166,32 +166,6 @@ def test_experiments_folder(sqlite_store, tmp_path):
         assert _get(client, "/v1/experiments") == []
         r = client.get("/v1/experiments/demo", headers=auth())
         assert r.status_code == 404 and "--experiments" in r.json()["error"]["message"]
-
-
-class _PlainStore:
-    """A store without SQL: page_heads must fall back to a scan and give the same answer."""
-
-    def __init__(self, store):
-        self._inner = store
-
-    def __getattr__(self, name):
-        if name in ("_read", "search"):
-            raise AttributeError(name)
-        return getattr(self._inner, name)
-
-
-def test_scan_fallback_matches_the_sql_path(sqlite_store):
-    seed(sqlite_store)
-    plain = _PlainStore(sqlite_store)
-    for sort in ("updated", "uses", "success_rate"):
-        for order in ("desc", "asc"):
-            sql, n = page_heads(sqlite_store, "team-a", sort=sort, order=order)
-            scan, m = page_heads(plain, "team-a", sort=sort, order=order)
-            assert n == m == 3
-            # Equal keys may tie differently; the sort keys themselves must agree.
-            key = {"updated": lambda p: p.updated_at, "uses": lambda p: p.stats.uses,
-                   "success_rate": lambda p: p.stats.success_rate}[sort]
-            assert [key(p) for p in sql] == [key(p) for p in scan], (sort, order)
 
 
 @pytest.mark.slow

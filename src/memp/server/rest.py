@@ -124,7 +124,7 @@ class StatusRequest(_Body):
 
 class ProcedurePage(BaseModel):
     items: list[dict[str, Any]]
-    total: int | None = Field(description="All matching procedures; null when filtered by task_type.")
+    total: int = Field(description="All procedures matching the filters, across pages.")
     limit: int
     offset: int
 
@@ -360,7 +360,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                         # -- inspector: sorting and the builder filter (see server/inspector.py)
                         sort: Sort | None = Query(
                             None, description="Order by last update, uses or success rate; "
-                            "with sort (or builder) the total is always counted."),
+                            "default: last update."),
                         order: Order = "desc",
                         builder: str | None = Query(None, max_length=200),
                         ns: str = Depends(namespace)) -> ProcedurePage:
@@ -368,9 +368,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         filters = {"status": status, "task_type": task_type, "builder": builder}
         items = config.store.list(ns, **filters, sort=sort or "updated", order=order, limit=limit,
                                   offset=offset)
-        # As ProcedurePage.total documents: the plain list filtered by task type leaves it null.
-        counted = task_type is None or sort is not None or builder is not None
-        total = config.store.count(ns, **filters) if counted else None
+        total = config.store.count(ns, **filters)
         return ProcedurePage(items=[_view(p) for p in items], total=total, limit=limit, offset=offset)
 
     @app.get("/v1/procedures/{procedure_id}", tags=["curate"])

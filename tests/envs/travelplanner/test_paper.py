@@ -20,7 +20,7 @@ from .conftest import needs_data
 
 pytestmark = needs_data
 
-TINY = PaperConfig(seeds=(0, 1), n_train=2, n_test=4, n_validation=4, ks=(0, 1, 3), group_size=3,
+TINY = PaperConfig(seeds=(0, 1), n_train=1, n_test=4, n_validation=4, ks=(0, 1, 3), group_size=3,
                    embedder="hashing")
 N = 4 * len(TINY.seeds)  # queries per set, pooled over the seeds
 SETS = ["test_generated", "validation"]
@@ -36,7 +36,7 @@ def _numbers(results: dict) -> dict:
 
 
 def _records(folder, seed: int) -> list[dict]:
-    lines = (folder / f"seed-{seed}" / "records.jsonl").read_text().splitlines()
+    lines = [line for name in SETS for line in (folder / f"seed-{seed}" / f"records-{name}.jsonl").read_text().splitlines()]
     return sorted(({k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines),
                   key=lambda r: (r["set"], r["condition"]))
 
@@ -92,7 +92,7 @@ def test_every_table_has_its_rows_and_sound_intervals(suite):
         # Validation and adjustment keep only passing runs, and there are none from empty memory.
         assert all(m["active"] == 0 for u in ("validation", "adjustment") for m in memory[u])
         assert all(m["active"] > 0 for m in memory["vanilla"])
-    assert r["data"]["0"]["expert_runs"] == 45 + 2 and r["data"]["0"]["validation"] == 4
+    assert r["data"]["0"]["expert_runs"] == 45 + 1 and r["data"]["0"]["validation"] == 4
 
 
 def test_files_and_report(suite):
@@ -146,7 +146,7 @@ def test_resume_plays_only_what_is_missing(suite, db, tmp_path, monkeypatch):
     assert _numbers(run_paper(tmp_path / "run", TINY, db=db, progress=False)) == _numbers(first)
     assert played == []
     # A condition lost (say, a crash before its line was written) is played again, alone.
-    path = tmp_path / "run" / "seed-1" / "records.jsonl"
+    path = tmp_path / "run" / "seed-1" / "records-validation.jsonl"
     lines = path.read_text().splitlines()
     kept = [line for line in lines if json.loads(line)["condition"] != "retrieve random"
             or json.loads(line)["set"] != "validation"]
@@ -164,7 +164,7 @@ def test_cli_runs_the_suite(tmp_path):
 
     out = tmp_path / "tp"
     args = ["experiment", "paper", "--env", "travelplanner", "--out", str(out), "--seeds", "3",
-            "--n-train", "1", "--n-test", "2", "--n-validation", "2", "--embedder", "hashing", "--workers", "1"]
+            "--n-train", "0", "--n-test", "2", "--n-validation", "2", "--embedder", "hashing", "--workers", "1"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "results.json" in result.output

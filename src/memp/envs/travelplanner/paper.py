@@ -19,7 +19,7 @@ Expert memory is built as in ``memp.envs.travelplanner.experiment``: the tool-us
 the 45 gold train plans and behind the feasible plans of ``n_train`` generated queries. A seed
 draws the generated train and test queries, shuffles the order in which both sets are played,
 and seeds the random retriever; the validation queries are the same for every seed. Each seed
-has its own folder whose ``records.jsonl`` gets one line per finished (set, condition), so a
+has its own folder whose ``records-<set>.jsonl`` gets one line per finished condition, so a
 rerun plays only what is missing. Tables pool the seeds: every metric over all pooled queries,
 the final pass rate with a 95 % Wilson interval.
 """
@@ -223,16 +223,33 @@ def _remove(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-class _Memories:
-    """A fresh memory for each condition; each build's expert memory is built once, then copied."""
+def expert_template(folder: Path, build: str, embedder: Embedder, expert: list[Trajectory]) -> Path:
+    """The expert memory of one build, built once per seed: every condition starts from a copy.
 
-    def __init__(self, folder: Path, embedder: Embedder, seed: int, expert: list[Trajectory],
+    What ``add_many`` stores depends on the build only, not on retrieval, update or k.
+    """
+    path = folder / f"expert-{build}.template"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        building = folder / f"expert-{build}.{os.getpid()}.building"
+        _remove(building)
+        memory = travel_memory(building, build=build, embedder=embedder, namespace=NAMESPACE)
+        memory.add_many(expert)
+        memory.store.close()
+        os.replace(building, path)
+    return path
+
+
+class _Memories:
+    """A fresh memory for each condition, in ``folder``; expert ones copied from the seed's templates."""
+
+    def __init__(self, folder: Path, templates: Path, embedder: Embedder, seed: int, expert: list[Trajectory],
                  own: list[Trajectory]) -> None:
         self.folder = folder
+        self.templates = templates
         self.embedder = embedder
         self.seed = seed
         self.start = {"expert": expert, "own": own, "empty": []}
-        self.templates: dict[str, Path] = {}
 
     def _open(self, path: Path, spec: Spec) -> Memory:
         return travel_memory(path, build=spec.build, retrieve=spec.retrieve, update=spec.update or "adjustment",
@@ -244,14 +261,8 @@ class _Memories:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{name}.db"
         _remove(path)
-        if spec.memory == "expert":  # what add_many stores depends on the build only
-            template = self.templates.get(spec.build)
-            if template is None:
-                template = self.templates[spec.build] = self.folder / f"expert-{spec.build}.template"
-                _remove(template)
-                memory = self._open(template, spec)
-                memory.add_many(self.start["expert"])
-                memory.store.close()
+        if spec.memory == "expert":
+            template = expert_template(self.templates, spec.build, self.embedder, self.start["expert"])
             with sqlite3.connect(template) as source, sqlite3.connect(path) as copy:
                 source.backup(copy)
             source.close()
@@ -290,7 +301,7 @@ def _memory_state(memory: Memory) -> dict[str, int]:
 
 
 def load_done(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """Finished (set, condition) lines of a seed's ``records.jsonl``; a line cut short is ignored."""
+    """Finished (set, condition) lines of a records file; a line cut short is ignored."""
     done: dict[tuple[str, str], dict[str, Any]] = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -328,32 +339,48 @@ def _check_config(folder: Path, cfg: PaperConfig) -> None:
         path.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
 
 
-def run_seed(cfg: PaperConfig, seed: int, folder: Path, db: Database, embedder: Embedder,
-             progress=None, sets: dict[str, list[TravelQuery]] | None = None) -> dict[str, Any]:
-    """Every missing (set, condition) of one seed; returns what the seed's data were."""
-    _check_config(folder, cfg)
-    sets = sets or seed_sets(cfg, seed, db)
+def records_path(folder: Path, name: str) -> Path:
+    """A seed folder's records of one held-out set (one JSON line per finished condition)."""
+    return folder / f"records-{name}.jsonl"
+
+
+def seed_inputs(cfg: PaperConfig, seed: int, db: Database, sets: dict[str, list[TravelQuery]]) -> tuple:
+    """(expert runs, the planner's own runs kept for its memory, what the seed's data were)."""
     expert = gold_trajectories(sets["train_gold"], db) + gold_trajectories(sets["train_generated"], db)
-    train = sets["train_gold"] + sets["train_generated"]
-    runs = own_runs(train, db)
+    runs = own_runs(sets["train_gold"] + sets["train_generated"], db)
     own = [t for t in runs if t.reward > cfg.own_threshold]  # the paper keeps runs scoring > 0.8
     info = {"seed": seed, "train_gold": len(sets["train_gold"]), "train_generated": len(sets["train_generated"]),
             "expert_runs": len(expert), "own_runs": len(runs), "own_runs_passed": sum(t.success for t in runs),
-            "own_runs_kept": len(own), **{name: len(sets[name]) for name in SETS}}
-    records_path = folder / "records.jsonl"
-    done = load_done(records_path)
-    todo = [(name, spec) for name in SETS for spec in specs(cfg) if sets[name] and (name, spec.name) not in done]
+            "own_runs_kept": len(own), **{n: len(sets[n]) for n in SETS}}
+    return expert, own, info
+
+
+def pending(cfg: PaperConfig, folder: Path, name: str, sets: dict[str, list[TravelQuery]]) -> list[Spec]:
+    """The conditions of one held-out set that this seed has not recorded yet."""
+    done = load_done(records_path(folder, name))
+    return [spec for spec in specs(cfg) if sets[name] and (name, spec.name) not in done]
+
+
+def run_part(cfg: PaperConfig, seed: int, name: str, folder: Path, db: Database, embedder: Embedder,
+             progress=None, sets: dict[str, list[TravelQuery]] | None = None, inputs: tuple | None = None
+             ) -> dict[str, Any]:
+    """Every missing condition of one seed on one held-out set; returns what the seed's data were."""
+    _check_config(folder, cfg)
+    sets = sets or seed_sets(cfg, seed, db)
+    expert, own, info = inputs or seed_inputs(cfg, seed, db, sets)
+    path = records_path(folder, name)
+    todo = pending(cfg, folder, name, sets)
     bar = None
     if progress is not None:
-        bar = progress.add_task(f"seed {seed}", total=sum(len(sets[n]) for n, _ in todo) or 1,
+        bar = progress.add_task(f"seed {seed} {name}", total=len(todo) * len(sets[name]) or 1,
                                 completed=0 if todo else 1)
-    work = folder / "memories"
-    memories = _Memories(work, embedder, seed, expert, own)
-    for name, spec in todo:
+    work = folder / f"memories-{name}"
+    memories = _Memories(work, folder / "memories", embedder, seed, expert, own)
+    for spec in todo:
         if bar is not None:
             progress.update(bar, description=f"seed {seed} {name[:4]} {spec.name}")
         started = time.perf_counter()
-        memory = memories.open(spec, f"{name}-{spec.name.replace(' ', '-')}")
+        memory = memories.open(spec, spec.name.replace(" ", "-"))
         try:
             records = play(spec, sets[name], db, memory, group_size=cfg.group_size,
                            on_query=(lambda: progress.advance(bar)) if bar is not None else None)
@@ -363,9 +390,8 @@ def run_seed(cfg: PaperConfig, seed: int, folder: Path, db: Database, embedder: 
                 memory.store.close()  # not memory.close(): the embedder (and its disk cache) is shared
         line = {"set": name, "condition": spec.name, "spec": asdict(spec), "memory": state,
                 "seconds": round(time.perf_counter() - started, 2), "records": records}
-        _append(records_path, json.dumps(line))
+        _append(path, json.dumps(line))
     shutil.rmtree(work, ignore_errors=True)
-    (folder / "data.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
 
 
@@ -410,7 +436,10 @@ def tables(cfg: PaperConfig, folder: Path) -> dict[str, Any]:
     lines: dict[tuple[str, str], list[dict[str, Any]]] = {}
     states: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for seed in cfg.seeds:
-        for (name, cond), row in load_done(folder / f"seed-{seed}" / "records.jsonl").items():
+        done = {}
+        for name in SETS:
+            done.update(load_done(records_path(folder / f"seed-{seed}", name)))
+        for (name, cond), row in done.items():
             lines.setdefault((name, cond), []).extend({**r, "seed": seed} for r in row["records"])
             if row.get("memory") is not None:
                 states.setdefault((name, cond), []).append({"seed": seed, **row["memory"]})
@@ -450,74 +479,73 @@ def tables(cfg: PaperConfig, folder: Path) -> dict[str, Any]:
 
 
 class _QueueProgress:
-    """The part of rich's ``Progress`` that ``run_seed`` uses, sent to the parent over a queue."""
+    """The part of rich's ``Progress`` that ``run_part`` uses, sent to the parent over a queue."""
 
-    def __init__(self, queue, seed: int) -> None:
+    def __init__(self, queue, part: tuple[int, str]) -> None:
         self.queue = queue
-        self.seed = seed
+        self.part = part
 
-    def add_task(self, description: str, total: float, completed: float = 0) -> int:
-        self.queue.put(("add", self.seed, description, total, completed))
-        return self.seed
+    def add_task(self, description: str, total: float, completed: float = 0) -> tuple[int, str]:
+        self.queue.put(("add", self.part, description, total, completed))
+        return self.part
 
-    def update(self, task: int, description: str) -> None:
-        self.queue.put(("update", self.seed, description))
+    def update(self, task, description: str) -> None:
+        self.queue.put(("update", self.part, description))
 
-    def advance(self, task: int, advance: float = 1) -> None:
-        self.queue.put(("advance", self.seed, advance))
+    def advance(self, task, advance: float = 1) -> None:
+        self.queue.put(("advance", self.part, advance))
 
 
-def _seed_job(cfg: PaperConfig, seed: int, out: str, queue) -> dict[str, Any]:
-    """One seed in a worker process: its own database and embedder (reading the shared cache)."""
+def _part_job(cfg: PaperConfig, seed: int, name: str, out: str, queue) -> dict[str, Any]:
+    """One (seed, set) in a worker process: its own database and embedder (reading the shared cache)."""
     db = load_database(cfg.data)
     embedder = make_embedder(cfg.embedder, cache=Path(out) / "embeddings.sqlite")
-    progress = _QueueProgress(queue, seed) if queue is not None else None
-    return run_seed(cfg, seed, Path(out) / f"seed-{seed}", db, embedder, progress)
+    progress = _QueueProgress(queue, (seed, name)) if queue is not None else None
+    return run_part(cfg, seed, name, Path(out) / f"seed-{seed}", db, embedder, progress)
 
 
-def _parallel(cfg: PaperConfig, out: Path, workers: int, bar) -> dict[str, Any]:
-    """Seeds in worker processes; their progress messages drive the parent's bars."""
+def _parallel(cfg: PaperConfig, out: Path, parts: list[tuple[int, str]], workers: int, bar) -> None:
+    """(seed, set) parts in worker processes; their progress messages drive the parent's bars."""
     import multiprocessing as mp
     import queue as queues
     from concurrent.futures import ProcessPoolExecutor
 
-    data: dict[str, Any] = {}
     ctx = mp.get_context("spawn")
     with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         messages = manager.Queue() if bar is not None else None
-        futures = {seed: pool.submit(_seed_job, cfg, seed, str(out), messages) for seed in cfg.seeds}
-        tasks: dict[int, Any] = {}
+        futures = {part: pool.submit(_part_job, cfg, *part, str(out), messages) for part in parts}
+        tasks: dict[Any, Any] = {}
 
         def drain(wait: float) -> None:
             while messages is not None:
                 try:
-                    kind, seed, *rest = messages.get(timeout=wait)
+                    kind, part, *rest = messages.get(timeout=wait)
                 except queues.Empty:
                     return
                 wait = 0
                 if kind == "add":
-                    tasks[seed] = bar.add_task(rest[0], total=rest[1], completed=rest[2])
+                    tasks[part] = bar.add_task(rest[0], total=rest[1], completed=rest[2])
                 elif kind == "update":
-                    bar.update(tasks[seed], description=rest[0])
+                    bar.update(tasks[part], description=rest[0])
                 else:
-                    bar.advance(tasks[seed], rest[0])
+                    bar.advance(tasks[part], rest[0])
 
         while not all(f.done() for f in futures.values()):
             if messages is None:
                 time.sleep(0.2)
             drain(0.2)
         drain(0)
-        for seed, future in futures.items():
-            data[str(seed)] = future.result()
-    return data
+        for future in futures.values():
+            future.result()  # a worker's error stops the run here
 
 
 def run_paper(out: str | Path, cfg: PaperConfig | None = None, *, db: Database | None = None,
               embedder: Embedder | None = None, workers: int = 1, progress: bool = True) -> dict[str, Any]:
     """Every analysis for every seed (resuming what is recorded); writes results.json and the report.
 
-    With ``workers`` > 1 the seeds run in that many processes, each building the embedder named
-    by ``cfg.embedder`` (an ``embedder`` object given here makes the seeds run in this process).
+    With ``workers`` > 1 each (seed, held-out set) runs in one of that many processes, building the
+    embedder named by ``cfg.embedder`` (an ``embedder`` object given here makes everything run in
+    this process).
     Every text is embedded here first, in one batch, so the processes only read the cache and the
     numbers do not depend on how the seeds were spread.
     """
@@ -531,7 +559,7 @@ def run_paper(out: str | Path, cfg: PaperConfig | None = None, *, db: Database |
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    parallel = workers > 1 and len(cfg.seeds) > 1 and embedder is None
+    parallel = workers > 1 and embedder is None
     db = db or load_database(cfg.data)
     embedder = embedder or make_embedder(cfg.embedder, cache=out / "embeddings.sqlite")
     sets = {seed: seed_sets(cfg, seed, db) for seed in cfg.seeds}
@@ -543,11 +571,26 @@ def run_paper(out: str | Path, cfg: PaperConfig | None = None, *, db: Database |
     try:
         if bar is not None:
             bar.start()
+        # Each seed's expert memories are built here once; every condition starts from a copy.
+        inputs = {seed: seed_inputs(cfg, seed, db, sets[seed]) for seed in cfg.seeds}
+        for seed in cfg.seeds:
+            folder = out / f"seed-{seed}"
+            builds = {spec.build for name in SETS for spec in pending(cfg, folder, name, sets[seed])
+                      if spec.memory == "expert"}
+            for build in sorted(builds):
+                expert_template(folder / "memories", build, embedder, inputs[seed][0])
+        # The validation parts first: they are the longest, so the processes finish together.
+        parts = [(seed, name) for name in reversed(SETS) for seed in cfg.seeds]
         if parallel:
-            data = _parallel(cfg, out, min(workers, len(cfg.seeds)), bar)
+            _parallel(cfg, out, parts, workers, bar)
         else:
-            data = {str(seed): run_seed(cfg, seed, out / f"seed-{seed}", db, embedder, bar, sets[seed])
-                    for seed in cfg.seeds}
+            for seed, name in parts:
+                run_part(cfg, seed, name, out / f"seed-{seed}", db, embedder, bar, sets[seed], inputs[seed])
+        data = {str(seed): inputs[seed][2] for seed in cfg.seeds}
+        for seed in cfg.seeds:
+            shutil.rmtree(out / f"seed-{seed}" / "memories", ignore_errors=True)
+            (out / f"seed-{seed}" / "data.json").write_text(json.dumps(data[str(seed)], indent=2) + "\n",
+                                                            encoding="utf-8")
     finally:
         if bar is not None:
             bar.stop()

@@ -29,6 +29,7 @@ def test_tiny_paper_run_writes_every_table(tmp_path, monkeypatch):
     for groups in results["figure3_update"].values():
         assert [g["group"] for g in groups] == [0, 1] and sum(g["n"] for g in groups) == 3
     assert json.loads((tmp_path / "results.json").read_text())["n_test_games"] == 3
+    assert all(r["per_seed"] == [r["success_rate"]] for r in results["table1_build"].values())
     assert len(results["claims"]) == 5 and "headline claims" in (tmp_path / "report.md").read_text()
     html = (tmp_path / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 5 and "<table>" in html
@@ -112,3 +113,13 @@ def test_online_tasks_arrive_shuffled_by_the_seed_with_types_mixed():
     assert sorted(first) == sorted(tasks) and first == arrival_order(tasks, 0) != arrival_order(tasks, 1)
     assert len({t[0] for t in first[:10]}) >= 3  # a group of 10 mixes task types
     assert tasks[0] == "a-0"  # the caller's list is left as it was
+
+
+def test_tables_show_each_seeds_rate_only_when_there_are_several():
+    from memp.experiments.runner import markdown_table
+
+    row = {"n": 4, "success_rate": 0.5, "success_ci95": (0.15, 0.85), "avg_steps": 3.0, "avg_steps_success": 2.0}
+    two = markdown_table({"a": {**row, "per_seed": [0.25, 0.75]}, "b": row})
+    assert "| per seed |" in two and "| 0.25 / 0.75 |" in two
+    assert all(line.count("|") == 8 for line in two.splitlines())
+    assert "per seed" not in markdown_table({"a": {**row, "per_seed": [0.5]}})

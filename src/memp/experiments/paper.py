@@ -237,7 +237,11 @@ def _tables(out: Path, seeds, ks) -> dict:
         return [r for r in records if r.condition == name]
 
     def pooled(name: str) -> dict:
-        return summarise(of(name))
+        # The seeds replay the same games, so the pooled interval is narrower than a new sample of
+        # games would give; each seed's own rate shows how much the agent's chance moves it.
+        rows = of(name)
+        return {**summarise(rows), "per_seed": [summarise([r for r in rows if r.seed == s])["success_rate"]
+                                                for s in seeds]}
 
     t1 = {n: pooled(n) for n in ("no memory", "trajectory", "script", "proceduralization")}
     t2 = {"none": t1["no memory"], "random": pooled("retrieve random"), "query": t1["proceduralization"],

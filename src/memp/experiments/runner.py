@@ -179,10 +179,14 @@ def by_group(records: Sequence[EpisodeRecord]) -> list[dict[str, Any]]:
 
 
 def markdown_table(rows: dict[str, dict[str, Any]]) -> str:
-    lines = ["| condition | n | success | 95% CI | avg steps | avg steps (won) |", "|---|---|---|---|---|---|"]
+    """Summaries as a Markdown table; with ``per_seed`` rates, a column of them too."""
+    seeds = any(len(s.get("per_seed") or []) > 1 for s in rows.values())
+    head = "| condition | n | success | 95% CI |" + (" per seed |" if seeds else "") + " avg steps | avg steps (won) |"
+    lines = [head, "|---" * head.count(" |") + "|"]
     for name, s in rows.items():
         lo, hi = s["success_ci95"]
         won = "-" if s["avg_steps_success"] is None else f"{s['avg_steps_success']:.1f}"
-        lines.append(f"| {name} | {s['n']} | {s['success_rate']:.3f} | {lo:.2f}–{hi:.2f} | "
+        per_seed = f" {' / '.join(f'{v:.2f}' for v in s.get('per_seed') or [])} |" if seeds else ""
+        lines.append(f"| {name} | {s['n']} | {s['success_rate']:.3f} | {lo:.2f}–{hi:.2f} |{per_seed} "
                      f"{s['avg_steps']:.1f} | {won} |")
     return "\n".join(lines) + "\n"

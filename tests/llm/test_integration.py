@@ -224,3 +224,38 @@ def test_llm_player_configuration_errors_stop_the_run(fault_server, alfworld_gam
     wrong_key = LLMSettings(fault_server.base_url, fault_server.model, "wrong-key", timeout=10.0)
     with AlfworldPlayer(workers=1, max_steps=2, agent="llm", llm=wrong_key) as play, pytest.raises(LLMAuthError):
         play([(episode_tasks([alfworld_game])[0], [])])
+
+
+# ---- the TravelPlanner paper suite with the LLM agent --------------------------------------------
+
+
+@pytest.mark.skipif(not (SHARED / "travelplanner").is_dir(), reason="needs ../shared/travelplanner (official data)")
+def test_travelplanner_suite_with_the_llm_agent(fault_server, tmp_path, monkeypatch) -> None:
+    from memp.envs.travelplanner import load_database, resolve_data_dir
+    from memp.envs.travelplanner.paper import PaperConfig, run_paper
+    from memp.experiments.llm import LLMSettings
+
+    from . import servers
+
+    # TravelPlanner prompts carry the tool results: give the fake model a realistic window.
+    monkeypatch.setattr(servers, "FAULT_CONTEXT_CHARS", 200_000)
+    fault_server.state.default_text = "Thought: I have what I need.\nAction: Planner[the trip]"
+    llm = LLMSettings(fault_server.base_url, fault_server.model, fault_server.api_key, timeout=10.0,
+                      price=(1000.0, 1000.0), max_tokens=64)
+    cfg = PaperConfig(seeds=(0,), n_train=0, n_test=2, n_validation=2, ks=(0, 3), from_expert=False,
+                      embedder="hashing", agent="llm", llm=llm)
+    db = load_database(resolve_data_dir())
+    results = run_paper(tmp_path, cfg, db=db, progress=False)
+    calls = len(fault_server.state.chat_requests)
+    assert results["agent"] == f"react-travel ({fault_server.model})"
+    assert calls > 0 and results["usage"]["tokens"] > 0 and results["usage"]["cost_usd"] > 0
+    # Every answer is "plan now", and the planning call gets no JSON back: nothing is delivered.
+    for rows in (results["table1_build"], results["table2_retrieve"]):
+        for name in ("test_generated", "validation"):
+            assert all(row["delivery_rate"] == 0 and row["tokens"] > 0 for row in rows[name].values()
+                       if row["n"]), name
+    assert fault_server.api_key not in (tmp_path / "results.json").read_text()
+    assert "ReAct loop" in (tmp_path / "report.md").read_text()
+    # Resuming asks the model nothing more.
+    again = run_paper(tmp_path, cfg, db=db, progress=False)
+    assert len(fault_server.state.chat_requests) == calls and again["usage"] == results["usage"]

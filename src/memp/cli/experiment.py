@@ -60,25 +60,29 @@ def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfwo
           embedder: Annotated[str, typer.Option(
               help="TravelPlanner: minilm (default) or hashing (no torch).")] = "minilm") -> None:
     """Tables 1-2 and Figures 3, 5a, 5b of the paper; writes results.json, report.md, report.html."""
+    from memp.experiments.llm import LLMSettings
+
     price = parse_price(llm_price)
-    if agent is AgentKind.llm and env is Env.travelplanner:
-        raise InvalidInputError("the TravelPlanner suite runs the LLM-free planner for now; use --agent offline")
+    llm = None
+    if agent is AgentKind.llm:
+        llm = LLMSettings(base_url=llm_base_url, model=llm_model, api_key=llm_api_key,
+                          cache=str(llm_cache) if llm_cache else str(out / "llm-cache.sqlite"), price=price,
+                          # TravelPlanner's ReAct replies carry tool arguments; ALFWorld's are short.
+                          max_tokens=256 if env is Env.travelplanner else 96)
     if env is Env.travelplanner:
         from memp.envs.travelplanner.paper import PaperConfig, run_paper as run_travel
 
+        if memory_from is not None or ray is not None:
+            raise InvalidInputError("--memory-from and --ray are for the ALFWorld suite only")
         if any(n is not None and n < 0 for n in (n_train, n_test, n_validation)) or workers < 1:
             raise InvalidInputError("--n-train, --n-test and --n-validation must be ≥ 0, --workers ≥ 1")
         cfg = PaperConfig(seeds=_seeds(seeds), n_train=45 if n_train is None else n_train,
-                          n_test=45 if n_test is None else n_test, n_validation=n_validation, embedder=embedder)
+                          n_test=45 if n_test is None else n_test, n_validation=n_validation, embedder=embedder,
+                          agent=agent.value, llm=llm)
         results = run_travel(out, cfg, workers=workers)
     else:
-        from memp.experiments.alfworld import LLMSettings
         from memp.experiments.paper import run_paper
 
-        llm = None
-        if agent is AgentKind.llm:
-            llm = LLMSettings(base_url=llm_base_url, model=llm_model, api_key=llm_api_key,
-                              cache=str(llm_cache) if llm_cache else str(out / "llm-cache.sqlite"), price=price)
         results = run_paper(out, seeds=_seeds(seeds), n_train=n_train, n_test=n_test, workers=workers,
                             agent=agent.value, llm=llm, ray_address=ray, memory_from=memory_from)
     console.print(f"wrote {out}/results.json and the report in {results.get('seconds', 0):.0f} s")

@@ -11,9 +11,7 @@ import json
 import multiprocessing as mp
 import re
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from memp.experiments.runner import (
     Condition,
@@ -24,6 +22,7 @@ from memp.experiments.runner import (
     run_condition,
     summarise,
 )
+from memp.experiments.llm import LLMSettings, client_for, close_client
 from memp.types import RetrievalHit, Task, Trajectory
 
 _TASK = re.compile(r"Your task is to: (.*?)\.", re.IGNORECASE)
@@ -50,34 +49,11 @@ def episode_tasks(games: list[Path], seed: int = 0) -> list[EpisodeTask]:
 AGENTS = ("offline", "llm")
 
 
-@dataclass(frozen=True)
-class LLMSettings:
-    """How each worker builds its own ``OpenAIClient`` for the LLM agent.
-
-    Fields left ``None`` fall back to ``MEMP_LLM_*`` in the worker, as in the client. With
-    ``cache`` set, every worker shares one on-disk response cache, so a rerun makes no network call.
-    """
-
-    base_url: str | None = None
-    model: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    temperature: float = 0.0
-    cache: str | None = None
-    seed: int | None = 0
-    timeout: float = 60.0
-    # The agent's prompt budget and reply length depend on the model's context window.
-    context_chars: int = 12000
-    max_tokens: int | None = 96
-    few_shot: bool = True  # the prompt's two examples cost ~1,200 tokens
-    price: tuple[float, float] | None = None  # dollars per million (prompt, completion) tokens
-
-
 # Games a worker keeps loaded: every condition plays the same test games, and loading a game
 # (its PDDL translation) costs more than playing it. About 3 MB each; 160 holds all 140 of
 # valid_seen (or 134 of valid_unseen) while bounding each worker near 0.5 GB.
 KEEP_GAMES = 160
 _ENV = None
-_LLM: tuple[LLMSettings, Any] | None = None  # this process's client, with the settings it came from
 
 
 def _init(max_steps: int) -> None:
@@ -87,24 +63,12 @@ def _init(max_steps: int) -> None:
     _ENV = AlfworldEnv(max_steps=max_steps, keep_games=KEEP_GAMES)
 
 
-def _client(settings: LLMSettings):
-    global _LLM
-    if _LLM is None or _LLM[0] != settings:
-        from memp.llm.options import client_from_options
-
-        client = client_from_options(settings.base_url, settings.model, settings.api_key, settings.temperature,
-                                     settings.cache, timeout=settings.timeout, seed=settings.seed,
-                                     price=settings.price)
-        _LLM = (settings, client)
-    return _LLM[1]
-
-
 def _agent(kind: str, seed: int, llm: LLMSettings | None):
     if kind == "llm":
         from memp.agents.react_alfworld import ReactAlfworldAgent
 
         llm = llm or LLMSettings()
-        return ReactAlfworldAgent(_client(llm), context_chars=llm.context_chars, max_tokens=llm.max_tokens,
+        return ReactAlfworldAgent(client_for(llm), context_chars=llm.context_chars, max_tokens=llm.max_tokens,
                                   few_shot=llm.few_shot, temperature=llm.temperature)
     from memp.agents.offline_alfworld import OfflineAlfworldAgent
 
@@ -160,10 +124,8 @@ class AlfworldPlayer:
         if agent not in AGENTS:
             raise ValueError(f"unknown ALFWorld agent {agent!r}; choose one of {', '.join(AGENTS)}")
         if agent == "llm":
-            from memp.llm.endpoint import Endpoint
-
             llm = llm or LLMSettings()
-            Endpoint.resolve(llm.base_url, llm.model, llm.api_key)  # a missing setting fails here, once
+            llm.check()  # a missing setting fails here, once
         self.max_steps = max_steps
         self.workers = workers
         self.agent = agent
@@ -190,16 +152,14 @@ class AlfworldPlayer:
         return [Trajectory.model_validate(json.loads(r)) for r in results]
 
     def close(self) -> None:
-        global _LLM
         if self._ray is not None:
             import ray
 
             ray.shutdown()
         elif self._pool is not None:
             self._pool.shutdown()
-        elif _LLM is not None:  # episodes ran in this process: release its client and cache file
-            _LLM[1].close()
-            _LLM = None
+        else:  # episodes ran in this process: release its client and cache file
+            close_client()
 
     def __enter__(self) -> AlfworldPlayer:
         return self

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from memp._errors import InvalidInputError
+from memp.llm.errors import LLMConfigError
 from memp.agents.offline_travel import OfflineTravelPlanner
 from memp.envs.travelplanner import paper
 from memp.envs.travelplanner.env import TravelEnv
@@ -159,7 +160,7 @@ def test_resume_plays_only_what_is_missing(suite, db, tmp_path, monkeypatch):
         run_paper(tmp_path / "run", PaperConfig(seeds=(0,), n_test=5, embedder="hashing"), db=db, progress=False)
 
 
-def test_cli_runs_the_suite(tmp_path):
+def test_cli_runs_the_suite(tmp_path, monkeypatch):
     from memp.cli.main import app
 
     out = tmp_path / "tp"
@@ -174,8 +175,15 @@ def test_cli_runs_the_suite(tmp_path):
     assert saved["data"]["3"]["test_generated"] == 2 and saved["data"]["3"]["validation"] == 2
     assert [r["n"] for r in saved["table1_build"]["validation"].values()] == [2, 2, 2, 2]
     assert (out / "report.html").stat().st_size > 0
-    # The LLM agent is not wired for TravelPlanner: a clear error (one line and exit code 1 from `memp`), nothing written.
+    # The LLM agent without an endpoint: a clear error (one line and exit code 1 from `memp`), nothing written.
+    for name in ("MEMP_LLM_BASE_URL", "MEMP_LLM_MODEL", "MEMP_LLM_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
     refused = CliRunner().invoke(app, ["experiment", "paper", "--env", "travelplanner", "--agent", "llm",
                                        "--out", str(tmp_path / "llm")])
-    assert isinstance(refused.exception, InvalidInputError) and "LLM-free planner" in str(refused.exception)
+    assert isinstance(refused.exception, LLMConfigError) and "MEMP_LLM_BASE_URL" in str(refused.exception)
     assert not (tmp_path / "llm").exists()
+    # ALFWorld-only options are refused for TravelPlanner, before anything runs.
+    refused = CliRunner().invoke(app, ["experiment", "paper", "--env", "travelplanner", "--ray", "local",
+                                       "--out", str(tmp_path / "ray")])
+    assert isinstance(refused.exception, InvalidInputError) and "ALFWorld suite only" in str(refused.exception)
+    assert not (tmp_path / "ray").exists()

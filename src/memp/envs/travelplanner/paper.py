@@ -50,6 +50,7 @@ from memp.envs.travelplanner.experiment import BenchConfig, datasets
 from memp.envs.travelplanner.gold import gold_trajectories
 from memp.envs.travelplanner.queries import TravelQuery
 from memp.experiments import plots, report
+from memp.experiments.llm import LLMSettings, client_for, close_client
 from memp.experiments.runner import progress_bar, wilson
 from memp.memory import Memory
 from memp.types import RetrievalHit, Task, Trajectory
@@ -102,12 +103,17 @@ class PaperConfig:
     from_expert: bool = True  # also run Figure 3's updaters starting from the expert memory
     embedder: str = "minilm"
     data: str | None = None
+    agent: str = "offline"  # or "llm": the ReAct tool-use agent, then a planning call (two-stage)
+    llm: LLMSettings | None = None  # the model of the "llm" agent (None: MEMP_LLM_* settings)
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that change a condition's numbers (not which conditions run)."""
         keep = ("n_train", "n_test", "n_validation", "k", "retrieve", "group_size", "own_threshold", "embedder",
                 "data")
-        return {key: getattr(self, key) for key in keep}
+        found = {key: getattr(self, key) for key in keep}
+        if self.agent != "offline":  # folders of LLM-free runs keep their fingerprint as it was
+            found["agent"] = f"{self.agent} {(self.llm or LLMSettings()).model or '(MEMP_LLM_MODEL)'}"
+        return found
 
 
 @dataclass(frozen=True)
@@ -155,10 +161,34 @@ def seed_sets(cfg: PaperConfig, seed: int, db: Database) -> dict[str, list[Trave
     return sets
 
 
-def own_runs(queries: Sequence[TravelQuery], db: Database) -> list[Trajectory]:
+AGENTS = ("offline", "llm")
+
+
+def planner(cfg: PaperConfig):
+    """The agent that plans: the LLM-free planner, or the ReAct agent on this process's client."""
+    if cfg.agent == "llm":
+        from memp.agents.react_travel import ReactTravelAgent
+
+        llm = cfg.llm or LLMSettings()
+        return ReactTravelAgent(client_for(llm), max_tokens=llm.max_tokens)
+    return OfflineTravelPlanner()
+
+
+def run_query(agent, env: TravelEnv, hits: list[RetrievalHit] | None = None) -> Trajectory:
+    """One query; an LLM agent's tokens and cost go into the trajectory's metadata."""
+    client = getattr(agent, "llm", None)
+    before = client.usage if client is not None else None
+    trajectory = agent.run(env, hits)
+    if before is not None:
+        used = client.usage - before
+        trajectory.metadata.update(tokens=used.total_tokens, usage=used.to_dict())
+    return trajectory
+
+
+def own_runs(queries: Sequence[TravelQuery], db: Database, cfg: PaperConfig) -> list[Trajectory]:
     """The planner's runs without memory on the train queries, its own experience to build from."""
-    agent = OfflineTravelPlanner()
-    return [agent.run(TravelEnv(q, db)) for q in queries]
+    agent = planner(cfg)
+    return [run_query(agent, TravelEnv(q, db)) for q in queries]
 
 
 # --- playing one condition -----------------------------------------------------------------
@@ -215,6 +245,8 @@ def query_record(q: TravelQuery, trajectory: Trajectory, db: Database, *, index:
         "tool_calls": int(trajectory.metadata.get("tool_calls", len(trajectory.steps))),
         "reward": round(trajectory.reward, 4), "retrieved": retrieved,
         "failed": sorted({f.name for f in r.failures()}),
+        "tokens": int(trajectory.metadata.get("tokens", 0) or 0),
+        "cost_usd": float((trajectory.metadata.get("usage") or {}).get("cost_usd", 0.0) or 0.0),
     }
 
 
@@ -275,13 +307,13 @@ class _Memories:
 
 
 def play(spec: Spec, queries: Sequence[TravelQuery], db: Database, memory: Memory | None, *,
-         group_size: int, on_query=None) -> list[dict[str, Any]]:
+         group_size: int, on_query=None, cfg: PaperConfig | None = None) -> list[dict[str, Any]]:
     """The planner on every query in order; online conditions update memory after each one."""
-    agent = OfflineTravelPlanner()
+    agent = planner(cfg or PaperConfig())
     records = []
     for i, q in enumerate(queries):
         hits = _retrieve(memory, spec, q)
-        trajectory = agent.run(TravelEnv(q, db), hits)
+        trajectory = run_query(agent, TravelEnv(q, db), hits)
         if spec.update is not None and memory is not None:
             memory.update(trajectory, hits)
         records.append(query_record(q, trajectory, db, index=i, group=i // group_size, retrieved=len(hits)))
@@ -344,14 +376,31 @@ def records_path(folder: Path, name: str) -> Path:
     return folder / f"records-{name}.jsonl"
 
 
-def seed_inputs(cfg: PaperConfig, seed: int, db: Database, sets: dict[str, list[TravelQuery]]) -> tuple:
-    """(expert runs, the planner's own runs kept for its memory, what the seed's data were)."""
+def seed_inputs(cfg: PaperConfig, seed: int, db: Database, sets: dict[str, list[TravelQuery]],
+                folder: Path | None = None) -> tuple:
+    """(expert runs, the planner's own runs kept for its memory, what the seed's data were).
+
+    With ``folder``, the own runs are kept in its ``own-runs.jsonl`` and read back on resuming: an
+    LLM agent's runs cost money and would not come out the same again.
+    """
     expert = gold_trajectories(sets["train_gold"], db) + gold_trajectories(sets["train_generated"], db)
-    runs = own_runs(sets["train_gold"] + sets["train_generated"], db)
+    saved = folder / "own-runs.jsonl" if folder is not None else None
+    if saved is not None and saved.exists():
+        runs = [Trajectory.model_validate_json(line) for line in saved.read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+    else:
+        runs = own_runs(sets["train_gold"] + sets["train_generated"], db, cfg)
+        if saved is not None:  # whole or not at all: a file cut short would be read as fewer runs
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            partial = saved.with_name(saved.name + ".partial")
+            partial.write_text("".join(t.model_dump_json() + "\n" for t in runs), encoding="utf-8")
+            partial.replace(saved)
     own = [t for t in runs if t.reward > cfg.own_threshold]  # the paper keeps runs scoring > 0.8
     info = {"seed": seed, "train_gold": len(sets["train_gold"]), "train_generated": len(sets["train_generated"]),
             "expert_runs": len(expert), "own_runs": len(runs), "own_runs_passed": sum(t.success for t in runs),
-            "own_runs_kept": len(own), **{n: len(sets[n]) for n in SETS}}
+            "own_runs_kept": len(own), **{n: len(sets[n]) for n in SETS},
+            "own_runs_tokens": sum(int(t.metadata.get("tokens", 0) or 0) for t in runs),
+            "own_runs_cost_usd": round(sum(float((t.metadata.get("usage") or {}).get("cost_usd", 0.0)) for t in runs), 6)}
     return expert, own, info
 
 
@@ -367,7 +416,7 @@ def run_part(cfg: PaperConfig, seed: int, name: str, folder: Path, db: Database,
     """Every missing condition of one seed on one held-out set; returns what the seed's data were."""
     _check_config(folder, cfg)
     sets = sets or seed_sets(cfg, seed, db)
-    expert, own, info = inputs or seed_inputs(cfg, seed, db, sets)
+    expert, own, info = inputs or seed_inputs(cfg, seed, db, sets, folder)
     path = records_path(folder, name)
     todo = pending(cfg, folder, name, sets)
     bar = None
@@ -382,7 +431,7 @@ def run_part(cfg: PaperConfig, seed: int, name: str, folder: Path, db: Database,
         started = time.perf_counter()
         memory = memories.open(spec, spec.name.replace(" ", "-"))
         try:
-            records = play(spec, sets[name], db, memory, group_size=cfg.group_size,
+            records = play(spec, sets[name], db, memory, group_size=cfg.group_size, cfg=cfg,
                            on_query=(lambda: progress.advance(bar)) if bar is not None else None)
             state = _memory_state(memory) if memory is not None else None
         finally:
@@ -417,6 +466,9 @@ def summarise(records: Sequence[dict[str, Any]], seeds: Sequence[int] = ()) -> d
         "final_pass_ci95": list(wilson(final, n)),
         "delivery_rate": round(total("delivered") / n, 4) if n else 0.0,
         "steps": round(total("tool_calls") / n, 2) if n else 0.0,
+        # Records written before tokens were counted have none: they count as zero.
+        "tokens": sum(int(r.get("tokens", 0)) for r in records),
+        "cost_usd": round(sum(float(r.get("cost_usd", 0.0)) for r in records), 6),
     }
     if seeds:
         per_seed = {s: [r for r in records if r.get("seed") == s] for s in seeds}
@@ -448,6 +500,9 @@ def tables(cfg: PaperConfig, folder: Path) -> dict[str, Any]:
                                                 "figure5b_k")}
     if cfg.from_expert:
         out.update(figure3_from_expert={}, figure3_from_expert_overall={}, figure3_from_expert_memory={})
+    every = [r for rows in lines.values() for r in rows]
+    out["usage"] = {"tokens": sum(int(r.get("tokens", 0)) for r in every),
+                    "cost_usd": round(sum(float(r.get("cost_usd", 0.0)) for r in every), 6)}
     for name in SETS:
         if not any(key[0] == name for key in lines):
             continue
@@ -539,6 +594,28 @@ def _parallel(cfg: PaperConfig, out: Path, parts: list[tuple[int, str]], workers
             future.result()  # a worker's error stops the run here
 
 
+def _about_agent(name: str) -> str:
+    if name.startswith("react-travel"):
+        return ("a ReAct loop calls the official tools, then one planning call writes the plan in the "
+                "official format; retrieved procedures go into both prompts.")
+    return ("it calls the official tools and writes a plan in the official format; without memory it "
+            "checks nothing, every check it makes (house rules, distinct restaurants, minimum nights, the "
+            "cheapest options, …) comes from retrieved procedures.")
+
+
+def _public(config: dict[str, Any]) -> dict[str, Any]:
+    """The configuration as results.json may show it: never the API key."""
+    if config.get("llm"):
+        config = {**config, "llm": {k: v for k, v in config["llm"].items() if k != "api_key"}}
+    return config
+
+
+def _agent_name(cfg: PaperConfig) -> str:
+    if cfg.agent == "llm":
+        return f"react-travel ({(cfg.llm or LLMSettings()).model or 'MEMP_LLM_MODEL'})"
+    return f"{OfflineTravelPlanner.name} (LLM-free)"
+
+
 def run_paper(out: str | Path, cfg: PaperConfig | None = None, *, db: Database | None = None,
               embedder: Embedder | None = None, workers: int = 1, progress: bool = True) -> dict[str, Any]:
     """Every analysis for every seed (resuming what is recorded); writes results.json and the report.
@@ -554,6 +631,10 @@ def run_paper(out: str | Path, cfg: PaperConfig | None = None, *, db: Database |
         raise InvalidInputError("the TravelPlanner suite needs at least one seed, each once")
     if any(k < 0 for k in cfg.ks) or cfg.k < 1 or cfg.group_size < 1 or workers < 1:
         raise InvalidInputError("k, group_size and workers must be ≥ 1, and every k in ks ≥ 0")
+    if cfg.agent not in AGENTS:
+        raise InvalidInputError(f"unknown TravelPlanner agent {cfg.agent!r}; choose one of {', '.join(AGENTS)}")
+    if cfg.agent == "llm":
+        (cfg.llm or LLMSettings()).check()  # a missing setting fails here, before any query
     if cfg.retrieve not in RETRIEVERS:
         raise InvalidInputError(f"unknown retrieve strategy {cfg.retrieve!r}; choose one of {', '.join(RETRIEVERS)}")
     out = Path(out)
@@ -572,7 +653,7 @@ def run_paper(out: str | Path, cfg: PaperConfig | None = None, *, db: Database |
         if bar is not None:
             bar.start()
         # Each seed's expert memories are built here once; every condition starts from a copy.
-        inputs = {seed: seed_inputs(cfg, seed, db, sets[seed]) for seed in cfg.seeds}
+        inputs = {seed: seed_inputs(cfg, seed, db, sets[seed], out / f"seed-{seed}") for seed in cfg.seeds}
         for seed in cfg.seeds:
             folder = out / f"seed-{seed}"
             builds = {spec.build for name in SETS for spec in pending(cfg, folder, name, sets[seed])
@@ -594,10 +675,12 @@ def run_paper(out: str | Path, cfg: PaperConfig | None = None, *, db: Database |
     finally:
         if bar is not None:
             bar.stop()
+        close_client()  # the in-process agent's client, if any
     results = {
-        "benchmark": "TravelPlanner (two-stage, LLM-free planner), official evaluation",
-        "agent": f"{OfflineTravelPlanner.name} (LLM-free)",
-        "config": {**asdict(cfg), "embedder": embedder.name},
+        "benchmark": f"TravelPlanner (two-stage, {'LLM-free planner' if cfg.agent == 'offline' else 'LLM agent'}), "
+                     "official evaluation",
+        "agent": _agent_name(cfg),
+        "config": {**_public(asdict(cfg)), "embedder": embedder.name},
         "sets": SETS,
         "data_dir": str(db.root),
         "data": data,
@@ -606,6 +689,9 @@ def run_paper(out: str | Path, cfg: PaperConfig | None = None, *, db: Database |
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
         "versions": report.versions(PACKAGES),
     }
+    for d in data.values():  # the own runs on the train queries are spent too
+        results["usage"]["tokens"] += d.get("own_runs_tokens", 0)
+        results["usage"]["cost_usd"] = round(results["usage"]["cost_usd"] + d.get("own_runs_cost_usd", 0.0), 6)
     text = json.dumps(results, indent=2) + "\n"
     (out / "results.json").write_text(text, encoding="utf-8")
     results = json.loads(text)  # what the file holds (lists, not tuples)
@@ -861,14 +947,14 @@ failed constraints become checks), vanilla adds failed runs and validation adds 
 {curves('figure3_from_expert')}"""
     md = f"""# The Memp paper's analyses on TravelPlanner, reproduced with memp
 
-Agent: {r['agent']}: it calls the official tools and writes a plan in the official format;
-without memory it checks nothing, every check it makes (house rules, distinct restaurants,
-minimum nights, the cheapest options, …) comes from retrieved procedures. Scores: the official
+Agent: {r['agent']}: {_about_agent(r['agent'])} Scores: the official
 TravelPlanner evaluation (two-stage mode). Seeds {', '.join(str(s) for s in cfg['seeds'])}, pooled:
 every metric over all pooled queries, the final pass rate with a 95 % Wilson interval (the
 validation queries are the same for every seed, so their pooled interval is narrower than the
 evidence). Steps are tool calls per query. {r['seconds']:.0f} s on {r['machine']['cores']} cores
 (Python {r['machine']['python']}). Versions: {versions}. Data: {r['data_dir']}.
+Tokens (prompt + completion, every query of the run): {r['usage']['tokens']}; cost: ${r['usage']['cost_usd']:.4f}
+(at the price given with `--llm-price`; a cached answer costs nothing).
 
 ## Configuration
 

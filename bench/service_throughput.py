@@ -26,8 +26,6 @@ import json
 import os
 import platform
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,7 +38,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "src"))
 sys.path.insert(0, str(BENCH))
 
-from store_scale import NAMESPACE, fill, task_texts  # noqa: E402
+from store_scale import fill, start_service, task_texts, wait_healthy  # noqa: E402
 
 from memp.embed import HashingEmbedder  # noqa: E402
 from memp.store.sqlite import SQLiteStore  # noqa: E402
@@ -111,19 +109,6 @@ def percentiles(samples: list[float]) -> dict:
             "p95_ms": round(float(np.percentile(ms, 95)), 1)}
 
 
-def start_service(db: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    code = ("from memp.server.rest import serve; from memp.embed import HashingEmbedder; "
-            f"serve({str(db)!r}, host='127.0.0.1', port={port}, tokens={{{TOKEN!r}: {NAMESPACE!r}}}, "
-            "embedder=HashingEmbedder())")
-    env = {**os.environ, "PYTHONPATH": str(BENCH.parent / "src")}
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    return proc, f"http://127.0.0.1:{port}"
-
-
 def load(size: int, n_requests: int, threads: int, write_share: float, workdir: Path, seed: int) -> dict:
     import httpx
 
@@ -132,14 +117,9 @@ def load(size: int, n_requests: int, threads: int, write_share: float, workdir: 
     with SQLiteStore(db) as store:
         fill(store, texts, HashingEmbedder().embed(texts))
     by_id = {f"p{i:08d}": text for i, text in enumerate(texts)}
-    proc, base = start_service(db)
+    proc, base = start_service(db, TOKEN)
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_healthy(base)
         plans = plan(n_requests, threads, write_share, size, seed)
         latencies: dict[str, list[float]] = {"read": [], **{w: [] for w in WRITES}}
         errors: list[str] = []

@@ -175,6 +175,31 @@ def bench_chroma(ids, vectors, queries, truth, path: Path) -> dict:
             "ingest_per_s": round(len(ids) / ingest, 1)}
 
 
+def start_service(db: Path, token: str) -> tuple[subprocess.Popen, str]:
+    """`memp serve` on ``db`` in a child process (hashing embedder), on a port the OS picked."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = ("from memp.server.rest import serve; from memp.embed import HashingEmbedder; "
+            f"serve({str(db)!r}, host='127.0.0.1', port={port}, tokens={{{token!r}: {NAMESPACE!r}}}, "
+            "embedder=HashingEmbedder())")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_healthy(base: str, tries: int = 300) -> None:
+    import httpx
+
+    for _ in range(tries):
+        try:
+            if httpx.get(base + "/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+
+
 def bench_service(workdir: Path, n: int, requests: int = 600, threads: int = 4) -> dict:
     """Throughput of `memp serve` on loopback: a bounded load of /v1/retrieve requests."""
     import httpx
@@ -185,23 +210,9 @@ def bench_service(workdir: Path, n: int, requests: int = 600, threads: int = 4) 
     texts = task_texts(n, seed=7)
     with SQLiteStore(db) as store:
         fill(store, texts, emb.embed(texts))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    code = ("from memp.server.rest import serve; from memp.embed import HashingEmbedder; "
-            f"serve({str(db)!r}, host='127.0.0.1', port={port}, tokens={{{token!r}: {NAMESPACE!r}}}, "
-            "embedder=HashingEmbedder())")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_service(db, token)
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_healthy(base)
         tasks = task_texts(requests, seed=11)
         latencies: list[float] = []
         errors = 0

@@ -51,6 +51,11 @@ def test_tiny_paper_run_writes_every_table(tmp_path, monkeypatch):
     imported = [r for r in _records(tmp_path) if r["condition"] == "imported memory"]
     assert len(imported) == 3 and all(r["retrieved"] for r in imported)
     assert "Imported memory:" in (tmp_path / "report.md").read_text()
+    # The whole-suite progress bar's total is every episode the suite plays.
+    from memp.experiments.paper import suite_size
+
+    played = len(_records(tmp_path)) + len((tmp_path / "agent-train" / "episodes.jsonl").read_text().splitlines())
+    assert played == suite_size(3, 3, (0,), (0, 1, 3), imported=True)
 
 
 def _records(out: Path) -> list[dict]:

@@ -89,8 +89,19 @@ def run_paper(out: str | Path, *, seeds=(0, 1, 2), n_train: int | None = None, n
     train, test, source = choose_games(out, n_train, n_test, seeds[0])
     gold = gold_trajectories(train, out / "gold.jsonl", workers=workers, seed=seeds[0])
     embedder = make_embedder("minilm", cache=out / "embeddings.sqlite")
-    with AlfworldPlayer(workers=workers, agent=agent, llm=llm, ray_address=ray_address) as play, \
+    with AlfworldPlayer(workers=workers, agent=agent, llm=llm, ray_address=ray_address) as player, \
             progress_bar() as progress:
+        # One bar over the whole suite, so its time-left column estimates the run, not one condition.
+        recorded = sum(len(load_records(out / f"seed-{s}" / "episodes.jsonl")) for s in seeds)
+        recorded += len(load_records(out / "agent-train" / "episodes.jsonl"))
+        whole = progress.add_task("whole suite", total=suite_size(len(train), len(test), seeds, ks, bool(imported)),
+                                  completed=recorded)
+
+        def play(batch):
+            trajectories = player(batch)
+            progress.advance(whole, len(batch))
+            return trajectories
+
         own = _agent_built_memory(train, play, out, progress)
         _export(own, out / "agent-built-memory.jsonl", embedder)
         for seed in seeds:
@@ -135,6 +146,17 @@ def _agent_built_memory(train: list[Path], play, out: Path, progress):
     runs = [Trajectory.model_validate({k: v for k, v in json.loads(line).items() if k != "condition"})
             for line in lines]
     return [t for t in runs if t.id in wins]
+
+
+def suite_size(n_train: int, n_test: int, seeds, ks, imported: bool = False) -> int:
+    """Episodes in a whole run: the agent's train runs, then every condition on every test game.
+
+    Conditions: 4 builds (no memory included), 3 more retrievers, 3 online updaters, the
+    agent-built memory, the imported one if any, and each k but 0 and 3 (those are no memory and
+    the default).
+    """
+    conditions = 4 + 3 + 3 + 1 + int(imported) + len([k for k in ks if k not in (0, 3)])
+    return n_train + conditions * n_test * len(seeds)
 
 
 def arrival_order(tasks: list, seed: int) -> list:

@@ -50,11 +50,6 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def fail(message: str, code: int = 1) -> None:
-    err_console.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
-    raise typer.Exit(code)
-
-
 def run(app: typer.Typer) -> None:
     """Run a typer app, turning memp's own errors into one clear line and exit code 1."""
     try:

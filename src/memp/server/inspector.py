@@ -31,24 +31,12 @@ from pydantic import BaseModel, Field
 
 from memp._errors import InvalidInputError, ProcedureNotFoundError
 from memp.store import Store
-from memp.store.base import Facets, Order, Sort
+from memp.store.base import Facets
 from memp.types import Procedure
 
 STATIC = Path(__file__).parent / "static"
 
 MAX_FACETS = 200
-
-
-# -- paged, sorted, filtered heads ---------------------------------------------------------------
-
-
-def page_heads(store: Store, namespace: str, *, status: str | None = None, task_type: str | None = None,
-               builder: str | None = None, sort: Sort = "updated", order: Order = "desc",
-               limit: int = 50, offset: int = 0) -> tuple[list[Procedure], int]:
-    """One page of lineage heads and the number of all that match."""
-    filters = {"status": status, "task_type": task_type, "builder": builder}
-    page = store.list(namespace, **filters, sort=sort, order=order, limit=limit, offset=offset)
-    return page, store.count(namespace, **filters)
 
 
 # -- version diffs -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Iterator, Literal
 
 from memp.envs.alfworld.env import AlfworldEnv, read_traj_data
 from memp.envs.alfworld.errors import GameFileError
@@ -166,14 +166,3 @@ def expert_trajectories(
         if run.won:
             gold.append(run_to_trajectory(run, game, env.task_type))
     return gold
-
-
-def expert_stats(runs: Sequence[ExpertRun]) -> dict[str, Any]:
-    """Win rate and mean steps of winning runs, for reports."""
-    wins = [r for r in runs if r.won]
-    return {
-        "n": len(runs),
-        "won": len(wins),
-        "win_rate": len(wins) / len(runs) if runs else 0.0,
-        "avg_steps_won": sum(len(r.steps) for r in wins) / len(wins) if wins else None,
-    }

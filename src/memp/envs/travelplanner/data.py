@@ -235,7 +235,6 @@ class Database:
         self.attractions_by_city = _group(self.attractions, lambda a: a.city)
         self.flights_by_number = _group(self.flights, lambda f: f.number)
         self.flights_by_route_date = _group(self.flights, lambda f: (f.origin, f.dest, f.date))
-        self.flights_by_route = _group(self.flights, lambda f: (f.origin, f.dest))
         self.city_set = frozenset(self.cities)
 
     # --- rule M lookups (EVALUATION.md §1.4): literal, case-sensitive substring of the name,

@@ -59,10 +59,3 @@ def attraction_pieces(text: str, strict: bool = False) -> list[str]:
 def filled(value: Any) -> bool:
     """A plan value that holds something: truthy and not the '-' placeholder."""
     return bool(value) and value != EMPTY
-
-
-def is_travel(current_city: str, strict: bool = False) -> bool:
-    """Whether a day's current_city describes a move (the official test is case-sensitive)."""
-    if strict:
-        return "from" in current_city.lower()
-    return "from" in current_city

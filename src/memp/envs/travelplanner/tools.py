@@ -11,7 +11,7 @@ shows the model (restaurants with their row index, the others without).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -260,8 +260,3 @@ def _text(data: Any) -> str:
     if isinstance(data, Table):
         return data.to_string()
     return str(data)
-
-
-def run_actions(tools: TravelTools, actions: Sequence[str]) -> list[str]:
-    """Observations for a sequence of actions (handy in tests and scripted agents)."""
-    return [tools.run(a) for a in actions]

@@ -31,6 +31,7 @@ from memp.experiments.alfworld import (
     run_frozen,
     run_online,
 )
+from memp.experiments.llm import LLMSettings
 from memp.experiments.runner import (
     Condition,
     EpisodeRecord,
@@ -124,12 +125,13 @@ def run_paper(out: str | Path, *, seeds=(0, 1, 2), n_train: int | None = None, n
     if imported:
         results["memory_from"] = {"path": str(memory_from),
                                   "procedures": sum(1 for r in imported if r.get("type") == "procedure")}
-    agent_name = "offline-alfworld (LLM-free)" if agent == "offline" else f"react-alfworld ({llm.model or 'MEMP_LLM_MODEL'})"
+    model = (llm or LLMSettings()).model or "MEMP_LLM_MODEL"  # None: the worker's MEMP_LLM_* settings
+    agent_name = "offline-alfworld (LLM-free)" if agent == "offline" else f"react-alfworld ({model})"
+    seconds = time.perf_counter() - started
     results.update(source=source, agent=agent_name, seeds=list(seeds),
                    n_train_games=len(train), gold_runs=len(gold), agent_built_runs=len(own),
                    n_test_games=len(test), retrieve="query (unless stated)", k=3, group_size=group_size,
-                   embedder=embedder.name, seconds=round(time.perf_counter() - started, 1),
-                   seconds_all_runs=_log_run(out, time.perf_counter() - started),
+                   embedder=embedder.name, seconds=round(seconds, 1), seconds_all_runs=_log_run(out, seconds),
                    machine={"cores": os.cpu_count(), "python": platform.python_version()},
                    versions=report.versions())
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

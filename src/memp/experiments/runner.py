@@ -181,8 +181,8 @@ def by_group(records: Sequence[EpisodeRecord]) -> list[dict[str, Any]]:
 def markdown_table(rows: dict[str, dict[str, Any]]) -> str:
     """Summaries as a Markdown table; with ``per_seed`` rates, a column of them too."""
     seeds = any(len(s.get("per_seed") or []) > 1 for s in rows.values())
-    head = "| condition | n | success | 95% CI |" + (" per seed |" if seeds else "") + " avg steps | avg steps (won) |"
-    lines = [head, "|---" * head.count(" |") + "|"]
+    columns = ["condition", "n", "success", "95% CI", *(["per seed"] if seeds else []), "avg steps", "avg steps (won)"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for name, s in rows.items():
         lo, hi = s["success_ci95"]
         won = "-" if s["avg_steps_success"] is None else f"{s['avg_steps_success']:.1f}"

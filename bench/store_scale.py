@@ -200,6 +200,17 @@ def wait_healthy(base: str, tries: int = 300) -> None:
             time.sleep(0.1)
 
 
+def run_threads(worker, shares: list) -> float:
+    """``worker(share)`` in a thread per share, all at once; the wall-clock seconds until all end."""
+    t0 = time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(share,)) for share in shares]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def bench_service(workdir: Path, n: int, requests: int = 600, threads: int = 4) -> dict:
     """Throughput of `memp serve` on loopback: a bounded load of /v1/retrieve requests."""
     import httpx
@@ -230,13 +241,7 @@ def bench_service(workdir: Path, n: int, requests: int = 600, threads: int = 4) 
                         errors += r.status_code != 200
 
         chunks = [tasks[i::threads] for i in range(threads)]
-        t0 = time.perf_counter()
-        pool = [threading.Thread(target=worker, args=(c,)) for c in chunks]
-        for t in pool:
-            t.start()
-        for t in pool:
-            t.join()
-        wall = time.perf_counter() - t0
+        wall = run_threads(worker, chunks)
         stats = percentiles(latencies)
         return {"procedures": n, "requests": len(latencies), "client_threads": threads, "errors": errors,
                 "requests_per_s": round(len(latencies) / wall, 1), "p50_ms": stats["p50_ms"],

@@ -12,6 +12,7 @@ from memp._errors import (
     StoreCorruptError,
     StoreError,
     StoreVersionError,
+    TrajectoryConflictError,
     UnknownStrategyError,
 )
 from memp.memory import Memory
@@ -33,5 +34,5 @@ __all__ = [
     "EmbeddingError", "Event", "InvalidInputError", "InvalidTrajectoryError", "LLMError",
     "LLMOutputError", "Memory", "MempError", "NamespaceError", "Procedure", "ProcedureNotFoundError",
     "ProcedureStats", "Provenance", "RetrievalHit", "Step", "StoreCorruptError", "StoreError",
-    "StoreVersionError", "Task", "Trajectory", "UnknownStrategyError", "UpdateReport",
+    "StoreVersionError", "Task", "Trajectory", "TrajectoryConflictError", "UnknownStrategyError", "UpdateReport",
 ]

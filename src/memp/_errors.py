@@ -8,7 +8,8 @@
     │   ├── StoreCorruptError      the file is not a memp database, or is damaged
     │   ├── StoreVersionError      written by a newer memp
     │   ├── NamespaceError
-    │   └── ProcedureNotFoundError (also a KeyError)
+    │   ├── ProcedureNotFoundError (also a KeyError)
+    │   └── TrajectoryConflictError a trajectory id already stored with other content
     ├── EmbeddingError
     └── LLMError
         └── LLMOutputError         the model answered, but not in a usable form
@@ -68,3 +69,7 @@ class LLMError(MempError):
 
 class LLMOutputError(LLMError):
     """The model answered, but its answer could not be parsed."""
+
+
+class TrajectoryConflictError(StoreError):
+    """A trajectory id that is already stored with other content; the stored run is kept."""

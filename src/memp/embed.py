@@ -104,7 +104,8 @@ class HashingEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
-            for feat in self._features(text):
+            # A text with no word ("", "!!!") still gets a unit vector, as the protocol promises.
+            for feat in self._features(text) or ["<no words>"]:
                 digest = hashlib.blake2b(feat.encode(), digest_size=8).digest()
                 h = int.from_bytes(digest, "little")
                 # A second hash bit picks the sign, so collisions cancel rather than pile up.

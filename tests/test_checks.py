@@ -34,12 +34,12 @@ def model_reply(messages: list[dict]) -> str:
     """A deterministic stand-in for a model: a well-formed answer to each of memp's prompts."""
     system, user = messages[0]["content"], messages[-1]["content"]
     numbered = re.findall(r"^\s*(\d+)\. (.+?) ->", user, re.MULTILINE)
-    if "state change" in system:  # script_events
-        return json.dumps([{"index": int(i), "pre_state": "before", "action": a, "new_state": "after"}
-                           for i, a in numbered])
     if "Pick the critical steps" in system:  # script_critical
         indices = [int(i) for i in re.findall(r"^\s*(\d+)\. \[", user, re.MULTILINE)]
         return json.dumps({"critical": indices[-3:], "summary": "the last three events"})
+    if "as a state change" in system:  # script_events
+        return json.dumps([{"index": int(i), "pre_state": "before", "action": a, "new_state": "after"}
+                           for i, a in numbered])
     if "reusable procedure" in system:  # script_direct
         return json.dumps({"summary": "do what worked", "steps": [a for _, a in numbered][-3:]})
     if "key facts" in system:  # keywords

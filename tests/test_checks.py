@@ -11,6 +11,7 @@ import uuid
 import numpy as np
 import pytest
 
+from memp import InvalidInputError
 from memp.build import BUILDERS, ScriptBuilder, make_builder
 from memp.checks import (
     CheckFailure,
@@ -152,6 +153,14 @@ def test_minilm_passes(minilm):
     check_embedder(minilm)
 
 
+def test_a_class_is_a_factory_but_an_instance_is_refused_with_the_fix():
+    check_retriever(QueryRetriever)
+    with pytest.raises(InvalidInputError, match=r"check_retriever\(lambda embedder: MyRetriever\(embedder\)\)"):
+        check_retriever(QueryRetriever(HashingEmbedder()))
+    with pytest.raises(CheckFailure, match="object: has no build\\(\\) method"):
+        check_builder(object())
+
+
 # --- broken strategies fail -----------------------------------------------------------------------
 
 
@@ -242,11 +251,19 @@ def _updater(rule: DeprecationRule | None = None, cls=None):
     return make
 
 
+class ReportsAGhost(ValidationUpdater):
+    def update(self, store, namespace, trajectory, used):
+        report = super().update(store, namespace, trajectory, used)
+        report.added.append("ghost@v1")
+        return report
+
+
 @pytest.mark.parametrize("make, failure", [
     (_updater(cls=KeepsOnlySuccesses), "was not stored"),
+    (_updater(cls=ReportsAGhost), "names ghost@v1, which is not in the store"),
     (_updater(DeprecationRule(min_uses=1000)), "deprecation was not applied"),
     (_updater(DeprecationRule(min_uses=1, min_success_rate=1.01)), "won 10 runs in a row was deprecated"),
-], ids=["drops-runs", "never-deprecates", "deprecates-winners"])
+], ids=["drops-runs", "ghost-report", "never-deprecates", "deprecates-winners"])
 def test_broken_updaters_fail(make, failure):
     with pytest.raises(CheckFailure, match=failure):
         check_updater(make)

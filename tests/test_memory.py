@@ -86,8 +86,9 @@ def test_strategy_objects_are_used_and_named(tmp_path):
     updater = Recording(builder, hashing)
     mem = Memory(tmp_path / "m.db", build=builder, retrieve=QueryRetriever(hashing), update=updater,
                  embedder=hashing)
-    named = {k: mem.config[k] for k in ("build", "retrieve", "update", "embedder")}
-    assert named == {"build": "marked", "retrieve": "query", "update": "Recording", "embedder": "hashing-384"}
+    named = {k: mem.config[k] for k in ("build", "retrieve", "update", "embedder", "keywords", "adjuster")}
+    assert named == {"build": "marked", "retrieve": "query", "update": "Recording", "embedder": "hashing-384",
+                     "keywords": "RuleKeywordExtractor", "adjuster": "RuleAdjuster"}
     report = mem.update(clean_apple_trajectory(traj_id="a"))
     assert updater.calls == 1 and len(report.added) == 1
     # add() needs no add() on the user's updater: memp adds with the given builder.
@@ -109,6 +110,7 @@ def test_keyword_and_adjuster_objects_reach_the_built_in_strategies(tmp_path):
         assert len(hits) == 1
         report = mem.update(clean_apple_trajectory(success=False, traj_id="lost"), used=hits)
     assert adjuster.revised == ["lost"] and len(report.revised) == 1
+    assert (mem.config["keywords"], mem.config["adjuster"]) == ("FixedKeywords", "CountingAdjuster")
 
 
 class NoMethods:
@@ -137,6 +139,7 @@ class EmbedWithoutDim:
     ({"keywords": "llm"}, "need a model"),
     ({"script_mode": "bogus"}, "unknown script mode"),
     ({"namespace": "bad name!"}, "invalid namespace"),
+    ({"k": -1}, "k must be a whole number ≥ 0, got -1"),
 ])
 def test_bad_options_are_refused_and_create_nothing(tmp_path, option, message):
     options = {"embedder": "hashing", **option}

@@ -35,6 +35,20 @@ class CheckFailure(AssertionError):
     """A strategy broke one of the promises its protocol makes."""
 
 
+def _factory(make: Any, method: str, check: str) -> None:
+    """Refuse a strategy object where a function of an embedder is expected, saying why."""
+    if not isinstance(make, type) and (callable(getattr(make, method, None)) or not callable(make)):
+        raise InvalidInputError(
+            f"{check} takes a function embedder -> strategy, e.g. {check}(lambda embedder: "
+            f"My{method.capitalize()}r(embedder)): the check's store holds that embedder's vectors, and "
+            "determinism is judged on two fresh instances"
+        )
+
+
+def _has(strategy: Any, method: str) -> None:
+    _require(callable(getattr(strategy, method, None)), strategy, f"has no {method}() method")
+
+
 def _require(condition: bool, who: Any, promise: str) -> None:
     if not condition:
         name = getattr(who, "name", None) or type(who).__name__
@@ -111,10 +125,12 @@ def _versions(store: Store) -> set[tuple[str, int]]:
 def check_retriever(make: Callable[[Embedder], Any], embedder: Embedder | None = None) -> None:
     """At most k hits, best first, only active newest versions, nothing for k = 0, InvalidInputError
     for a negative k, the same hits from two fresh instances, and the store left as it was."""
+    _factory(make, "retrieve", "check_retriever")
     embedder = embedder or HashingEmbedder()
     store, deprecated_id, old_version = _retrieval_store(embedder)
     try:
         retriever = make(embedder)
+        _has(retriever, "retrieve")
         generation = store.generation()
         seen = []
         for task in TASKS:
@@ -164,6 +180,7 @@ def _check_hits(retriever, store: Store, hits, k: int, deprecated_id: str, old_v
 def check_builder(builder: Any, trajectories: Iterable[Trajectory] | None = None) -> None:
     """The same procedure every time for the same run, version 1, provenance naming the run (its
     id, model and agent), and the run left untouched."""
+    _has(builder, "build")
     runs = list(trajectories) if trajectories is not None else [household_run(*r[:2], success=r[2])
                                                                 for r in SAMPLE_RUNS]
     built = 0
@@ -178,7 +195,6 @@ def check_builder(builder: Any, trajectories: Iterable[Trajectory] | None = None
         _require(isinstance(first, Procedure), builder, f"build must return a Procedure or None, "
                                                         f"got {type(first).__name__}")
         _require(_content(first) == _content(second), builder, f"two builds of {run.id} differ")
-        _require(first.id != second.id, builder, "two builds returned the same procedure id")
         _require(first.version == 1 and first.status == "active" and first.stats.uses == 0, builder,
                  "a new procedure must be an unused, active version 1")
         prov = first.provenance
@@ -195,10 +211,12 @@ def check_builder(builder: Any, trajectories: Iterable[Trajectory] | None = None
 def check_updater(make: Callable[[Embedder], Any], embedder: Embedder | None = None) -> None:
     """Every trajectory stored, no version ever lost, reports that point at real versions, and
     deprecation: a procedure that failed ten runs in a row is retired, one that won ten is not."""
+    _factory(make, "update", "check_updater")
     embedder = embedder or HashingEmbedder()
     store = SQLiteStore(":memory:")
     try:
         updater = make(embedder)
+        _has(updater, "update")
         seed = ProceduralizationBuilder()
         losing = store.put(embed_procedure(seed.build(household_run("tomato", "fridge")).model_copy(
             update={"namespace": NAMESPACE}), embedder))
@@ -206,7 +224,8 @@ def check_updater(make: Callable[[Embedder], Any], embedder: Embedder | None = N
             update={"namespace": NAMESPACE}), embedder))
         runs = [(household_run("apple", "fridge"), None), (household_run("egg", "microwave", success=False), None),
                 (Trajectory(id="no-steps", task=Task(text="put a clean apple in fridge.")), None)]
-        runs += [(household_run("tomato", "fridge", success=False, run_id=f"lost-{i}"), losing.id) for i in range(10)]
+        runs += [(household_run("tomato", "fridge", success=False, run_id=f"lost-{i}"), losing.id)
+                 for i in range(10)]
         runs += [(household_run("mug", "shelf", run_id=f"won-{i}"), winning.id) for i in range(10)]
         stored: list[Trajectory] = []
         deprecated_refs: list[str] = []
@@ -255,6 +274,7 @@ def _check_report(updater, store: Store, run: Trajectory, report) -> None:
 def check_adjuster(adjuster: Any, cases: Iterable[tuple[Procedure, Trajectory]] | None = None) -> None:
     """None or the next version of the same lineage, whose provenance adds the failed run, the same
     revision twice, and both inputs left untouched."""
+    _has(adjuster, "revise")
     if cases is None:
         builder = ProceduralizationBuilder()
         cases = [(builder.build(household_run(o, t)), household_run(fo, ft, success=False))
@@ -290,6 +310,7 @@ def check_adjuster(adjuster: Any, cases: Iterable[tuple[Procedure, Trajectory]] 
 def check_keyword_extractor(extractor: Any, tasks: Iterable[Task] | None = None) -> None:
     """A dict of non-empty strings, the same each time, and the environment's own
     keywords (``Task.keywords``) returned as given, as a copy."""
+    _has(extractor, "extract")
     tasks = list(tasks) if tasks is not None else [Task(text=t) for t in TASKS]
     found = 0
     for task in tasks:
@@ -305,7 +326,8 @@ def check_keyword_extractor(extractor: Any, tasks: Iterable[Task] | None = None)
     _require(found > 0, extractor, "found no keyword in any sample task")
     given = Task(text="put a clean apple in fridge.", keywords={"object": "apple", "target": "fridge"})
     out = extractor.extract(given)
-    _require(out == given.keywords, extractor, f"keywords given with the task must be returned as given, got {out}")
+    _require(out == given.keywords, extractor,
+             f"keywords given with the task must be returned as given, got {out}")
     _require(out is not given.keywords, extractor, "return a copy of Task.keywords, not the task's own dict")
 
 
@@ -318,6 +340,7 @@ EMBED_TEXTS = ["put a clean apple in fridge.", "put a hot egg in microwave.", "a
 def check_embedder(embedder: Any) -> None:
     """A ``name`` and a ``dim``; float32 unit rows of that size, in input order, whatever the batch;
     the same vectors every time; different texts, different vectors."""
+    _has(embedder, "embed")
     _require(isinstance(getattr(embedder, "name", None), str) and embedder.name, embedder,
              "an embedder needs a non-empty name (it keys caches and experiment records)")
     dim = getattr(embedder, "dim", None)

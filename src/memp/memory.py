@@ -75,6 +75,8 @@ class Memory:
         embedder = _checked("embedder", embedder or "minilm", sorted(EMBEDDERS), "embed")
         if llm is None and "llm" in (keywords, adjuster):
             raise InvalidInputError("keywords='llm' and adjuster='llm' need a model: pass llm=")
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+            raise InvalidInputError(f"k must be a whole number ≥ 0, got {k!r}")
         if not isinstance(embedder, str) and not isinstance(getattr(embedder, "dim", None), int):
             raise UnknownStrategyError(
                 f"embedder {strategy_name(embedder)!r} has no integer dim attribute (its vector size)")
@@ -98,11 +100,13 @@ class Memory:
                        deprecation=deprecation, dedup_threshold=dedup_threshold)
         self.updater = update if not isinstance(update, str) else make_updater(update, **options)
         # A user's updater needs only update(); adding gold runs is the same for every strategy.
-        self._adder = self.updater if hasattr(self.updater, "add_many") else make_updater("vanilla", **options)
+        adds = all(callable(getattr(self.updater, m, None)) for m in ("add", "add_many"))
+        self._adder = self.updater if adds else make_updater("vanilla", **options)
         self.config = {"build": strategy_name(self.builder), "retrieve": strategy_name(self.retriever),
                        "update": strategy_name(self.updater), "k": k, "min_score": min_score,
                        "seed": seed, "script_mode": script_mode, "llm": getattr(llm, "model", None),
-                       "embedder": strategy_name(self.embedder)}
+                       "embedder": strategy_name(self.embedder), "keywords": strategy_name(keywords),
+                       "adjuster": strategy_name(adjuster)}
         # Last, so that nothing above can leave an empty database behind.
         self.store = open_store(store) if isinstance(store, (str, Path)) else store
 

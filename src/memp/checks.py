@@ -24,7 +24,7 @@ from memp.build import ProceduralizationBuilder
 from memp.embed import Embedder, HashingEmbedder, embed_procedure
 from memp.keywords import RuleKeywordExtractor
 from memp.store import SQLiteStore, Store
-from memp.types import Procedure, RetrievalHit, Step, Task, Trajectory
+from memp.types import Procedure, RetrievalHit, Step, Task, Trajectory, UpdateReport
 
 NAMESPACE = "check"
 # Fields that legitimately differ between two runs of a deterministic strategy.
@@ -91,7 +91,7 @@ SAMPLE_RUNS = (("apple", "fridge", True), ("tomato", "fridge", False), ("mug", "
                ("egg", "microwave", False))
 TASKS = ("put a clean apple in fridge.", "put a hot egg in microwave.", "rinse a mug and place it on the shelf.",
          "find two pencils and put them in drawer.", "Plan a 3-day trip from Seattle to Denver.")
-STORED = ("put a clean apple in fridge.", "put a clean tomato in fridge.", "put a hot egg in microwave.",
+STORED = ("put a clean apple in cabinet.", "put a clean tomato in fridge.", "put a hot egg in microwave.",
           "put a cool potato in countertop.", "put some pencil on desk.", "look at book under the desklamp.",
           "find two spoons and put them in drawer.", "put a clean mug in shelf.")
 
@@ -104,7 +104,7 @@ def _procedure(text: str, embedder: Embedder) -> Procedure:
 def _retrieval_store(embedder: Embedder) -> tuple[Store, str, tuple[str, int]]:
     """A store with active procedures, one deprecated lineage and one revised to version 2.
 
-    The deprecated one answers the first task word for word, so ignoring status shows up."""
+    The deprecated one answers the first task word for word, so a retriever ignoring status shows."""
     store = SQLiteStore(":memory:")
     stored = [store.put(_procedure(text, embedder)) for text in STORED]
     deprecated = store.put(_procedure(TASKS[0], embedder))
@@ -169,9 +169,12 @@ def _check_hits(retriever, store: Store, hits, k: int, deprecated_id: str, old_v
     refs = [(h.procedure.id, h.procedure.version) for h in hits]
     _require(old_version not in refs, retriever, "returned an old version instead of the newest")
     for h in hits:
-        head = store.get(NAMESPACE, h.procedure.id)
-        _require(head.version == h.procedure.version and head.status == "active", retriever,
-                 f"hit {h.procedure.ref} is not an active head of the store")
+        try:
+            head = store.get(NAMESPACE, h.procedure.id)
+        except ProcedureNotFoundError:
+            head = None
+        _require(head is not None and head.version == h.procedure.version and head.status == "active",
+                 retriever, f"hit {h.procedure.ref} is not an active head of the store")
 
 
 # --- builders ------------------------------------------------------------------------------------
@@ -217,19 +220,11 @@ def check_updater(make: Callable[[Embedder], Any], embedder: Embedder | None = N
     try:
         updater = make(embedder)
         _has(updater, "update")
-        seed = ProceduralizationBuilder()
-        losing = store.put(embed_procedure(seed.build(household_run("tomato", "fridge")).model_copy(
-            update={"namespace": NAMESPACE}), embedder))
-        winning = store.put(embed_procedure(seed.build(household_run("mug", "shelf")).model_copy(
-            update={"namespace": NAMESPACE}), embedder))
-        runs = [(household_run("apple", "fridge"), None), (household_run("egg", "microwave", success=False), None),
-                (Trajectory(id="no-steps", task=Task(text="put a clean apple in fridge.")), None)]
-        runs += [(household_run("tomato", "fridge", success=False, run_id=f"lost-{i}"), losing.id)
-                 for i in range(10)]
-        runs += [(household_run("mug", "shelf", run_id=f"won-{i}"), winning.id) for i in range(10)]
+        losing = _stored_procedure(store, household_run("tomato", "fridge"), embedder)
+        winning = _stored_procedure(store, household_run("mug", "shelf"), embedder)
         stored: list[Trajectory] = []
         deprecated_refs: list[str] = []
-        for run, used_id in runs:
+        for run, used_id in _updater_runs(losing.id, winning.id):
             used = [RetrievalHit(procedure=store.get(NAMESPACE, used_id), score=1.0, retriever="check")] \
                 if used_id else []
             versions = _versions(store)
@@ -251,6 +246,22 @@ def check_updater(make: Callable[[Embedder], Any], embedder: Embedder | None = N
         store.close()
 
 
+def _stored_procedure(store: Store, run: Trajectory, embedder: Embedder) -> Procedure:
+    procedure = ProceduralizationBuilder().build(run).model_copy(update={"namespace": NAMESPACE})
+    return store.put(embed_procedure(procedure, embedder))
+
+
+def _updater_runs(losing_id: str, winning_id: str) -> list[tuple[Trajectory, str | None]]:
+    """(run, id of the procedure it used): fresh runs, a run with no steps, ten failures with
+    one procedure, ten successes with another."""
+    runs: list[tuple[Trajectory, str | None]] = [
+        (household_run("apple", "fridge"), None), (household_run("egg", "microwave", success=False), None),
+        (Trajectory(id="no-steps", task=Task(text="put a clean apple in fridge.")), None)]
+    runs += [(household_run("tomato", "fridge", success=False, run_id=f"lost-{i}"), losing_id) for i in range(10)]
+    runs += [(household_run("mug", "shelf", run_id=f"won-{i}"), winning_id) for i in range(10)]
+    return runs
+
+
 def _stored_run(store: Store, trajectory_id: str) -> Trajectory | None:
     try:
         return store.get_trajectory(NAMESPACE, trajectory_id)
@@ -259,6 +270,7 @@ def _stored_run(store: Store, trajectory_id: str) -> Trajectory | None:
 
 
 def _check_report(updater, store: Store, run: Trajectory, report) -> None:
+    _require(isinstance(report, UpdateReport), updater, f"update must return an UpdateReport, got {report!r}")
     _require(report.trajectory_id == run.id, updater, f"the report names {report.trajectory_id}, not {run.id}")
     for ref in [*report.added, *report.merged, *report.revised, *report.deprecated]:
         procedure_id, _, version = ref.partition("@v")
@@ -275,12 +287,7 @@ def check_adjuster(adjuster: Any, cases: Iterable[tuple[Procedure, Trajectory]] 
     """None or the next version of the same lineage, whose provenance adds the failed run, the same
     revision twice, and both inputs left untouched."""
     _has(adjuster, "revise")
-    if cases is None:
-        builder = ProceduralizationBuilder()
-        cases = [(builder.build(household_run(o, t)), household_run(fo, ft, success=False))
-                 for (o, t), (fo, ft) in ((("apple", "fridge"), ("tomato", "fridge")),
-                                          (("mug", "shelf"), ("mug", "shelf")))]
-    for procedure, failed in cases:
+    for procedure, failed in _adjuster_cases() if cases is None else cases:
         before = (procedure.model_dump(), failed.model_dump())
         new, again = adjuster.revise(procedure, failed), adjuster.revise(procedure, failed)
         _require((procedure.model_dump(), failed.model_dump()) == before, adjuster,
@@ -302,6 +309,16 @@ def check_adjuster(adjuster: Any, cases: Iterable[tuple[Procedure, Trajectory]] 
         _require(set(procedure.provenance.trajectory_ids) <= set(prov.trajectory_ids), adjuster,
                  "a revision must keep the trajectories the procedure came from")
         _require(_content(new) == _content(again), adjuster, "two revisions from the same run differ")
+
+
+def _adjuster_cases() -> list[tuple[Procedure, Trajectory]]:
+    """A procedure failed on a sibling task, one failed on its own task, and a third version."""
+    apple = ProceduralizationBuilder().build(household_run("apple", "fridge"))
+    mug = ProceduralizationBuilder().build(household_run("mug", "shelf"))
+    third = apple.model_copy(update={"version": 3, "parent_version": 2})
+    return [(apple, household_run("tomato", "fridge", success=False)),
+            (mug, household_run("mug", "shelf", success=False)),
+            (third, household_run("apple", "fridge", success=False))]
 
 
 # --- keyword extractors --------------------------------------------------------------------------

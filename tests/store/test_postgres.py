@@ -83,7 +83,7 @@ def test_search_uses_hnsw_and_agrees_with_exact_scan(store):
     assert fast[0][0] == exact[0][0]
     plan = "\n".join(r[0] for r in store._read(
         "EXPLAIN SELECT id FROM memp_procedures WHERE namespace='default' AND dim=384 AND is_head "
-        "AND status='active' ORDER BY embedding::vector(384) <=> %s::vector(384) LIMIT 10", (query,)))
+        "AND status='active' ORDER BY embedding::vector(384) <=> ?::vector(384) LIMIT 10", (query,)))
     assert "memp_procedures_hnsw_384" in plan or "Seq Scan" in plan  # the planner's choice at 300 rows
     assert store.search("other", query, 10)[0][0][1] == 1
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from memp._errors import InvalidInputError, StoreCorruptError, StoreError, StoreVersionError
 from memp.store.base import Ref
-from memp.store.sql import Dialect, SQLStore
+from memp.store.sql import Dialect, SQLStore, first_schema
 
 try:
     import psycopg
@@ -44,52 +44,17 @@ except ImportError as _err:  # pragma: no cover - exercised only without the ext
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
 MIGRATIONS: list[str] = [
-    """
-    CREATE EXTENSION IF NOT EXISTS vector;
-    CREATE TABLE memp_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
-    CREATE TABLE memp_procedures (
-        namespace TEXT NOT NULL,
-        id TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        is_head BOOLEAN NOT NULL,
-        status TEXT NOT NULL,
-        task_type TEXT,
-        uses INTEGER NOT NULL DEFAULT 0,
-        successes INTEGER NOT NULL DEFAULT 0,
-        body TEXT NOT NULL,
-        embedding vector,
-        dim INTEGER,
-        updated_at TIMESTAMPTZ NOT NULL,
-        seq BIGSERIAL,
-        PRIMARY KEY (namespace, id, version)
-    );
-    CREATE INDEX memp_procedures_heads ON memp_procedures (namespace, is_head, status, updated_at);
-    CREATE TABLE memp_keyword_vectors (
-        namespace TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
-        field TEXT NOT NULL, vector vector NOT NULL,
-        PRIMARY KEY (namespace, id, version, field)
-    );
-    CREATE INDEX memp_keyword_vectors_field ON memp_keyword_vectors (namespace, field);
-    CREATE TABLE memp_trajectories (
-        namespace TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
-        PRIMARY KEY (namespace, id)
-    );
-    CREATE TABLE memp_events (
-        seq BIGSERIAL PRIMARY KEY,
-        namespace TEXT NOT NULL, procedure_id TEXT NOT NULL, version INTEGER NOT NULL,
-        kind TEXT NOT NULL, trajectory_id TEXT, detail TEXT NOT NULL, at TIMESTAMPTZ NOT NULL
-    );
-    CREATE INDEX memp_events_procedure ON memp_events (namespace, procedure_id, seq);
-    INSERT INTO memp_meta VALUES ('generation', 0);
-    """,
+    first_schema(
+        "memp_", counter="BIGINT", boolean="BOOLEAN", vector="vector", time="TIMESTAMPTZ",
+        serial_key="BIGSERIAL PRIMARY KEY", zero="0", before="CREATE EXTENSION IF NOT EXISTS vector;\n    ",
+        procedure_columns="\n        dim INTEGER,", row_column="\n        seq BIGSERIAL,",
+        keyword_index="\n    CREATE INDEX memp_keyword_vectors_field ON memp_keyword_vectors (namespace, field);"),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # An arbitrary constant: the advisory lock that keeps two processes from migrating at once.
 _MIGRATION_LOCK = 0x6D656D70
 
-# Only the builder filter reads inside a body: as ``json`` (kept as text), not ``jsonb``, so a body
-# with an escaped NUL can still be filtered.
 POSTGRES = Dialect(prefix="memp_", placeholder="%s", row_order="seq", builder="(body::json)->>'builder'",
                    no_limit=None)
 

@@ -73,6 +73,53 @@ _PROCEDURE = f"SELECT {_COLUMNS} FROM procedures"
 _ONE_HEAD = "namespace=? AND id=? AND CAST(is_head AS INTEGER)=1"
 
 
+# Schema version 1 of both stores, written once; a backend names its types and adds its extras.
+_FIRST_SCHEMA = """
+    {before}CREATE TABLE {p}meta (key TEXT PRIMARY KEY, value {counter} NOT NULL);
+    CREATE TABLE {p}procedures (
+        namespace TEXT NOT NULL,
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        is_head {boolean} NOT NULL,
+        status TEXT NOT NULL,
+        task_type TEXT,
+        uses INTEGER NOT NULL DEFAULT 0,
+        successes INTEGER NOT NULL DEFAULT 0,
+        body TEXT NOT NULL,
+        embedding {vector},{procedure_columns}
+        updated_at {time} NOT NULL,{row_column}
+        PRIMARY KEY (namespace, id, version)
+    );
+    CREATE INDEX {p}procedures_heads ON {p}procedures (namespace, is_head, status, updated_at);
+    CREATE TABLE {p}keyword_vectors (
+        namespace TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+        field TEXT NOT NULL, vector {vector} NOT NULL,
+        PRIMARY KEY (namespace, id, version, field)
+    );{keyword_index}
+    CREATE TABLE {p}trajectories (
+        namespace TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
+        PRIMARY KEY (namespace, id)
+    );
+    CREATE TABLE {p}events (
+        seq {serial_key},
+        namespace TEXT NOT NULL, procedure_id TEXT NOT NULL, version INTEGER NOT NULL,
+        kind TEXT NOT NULL, trajectory_id TEXT, detail TEXT NOT NULL, at {time} NOT NULL
+    );
+    CREATE INDEX {p}events_procedure ON {p}events (namespace, procedure_id, seq);
+    INSERT INTO {p}meta VALUES ('generation', {zero});
+    """
+
+
+def first_schema(prefix: str = "", *, counter: str, boolean: str, vector: str, time: str, serial_key: str,
+                 zero: str, before: str = "", procedure_columns: str = "", row_column: str = "",
+                 keyword_index: str = "") -> str:
+    """The statements of schema version 1 in one backend's types (extras are whole lines)."""
+    return _FIRST_SCHEMA.format(p=prefix, counter=counter, boolean=boolean, vector=vector, time=time,
+                                serial_key=serial_key, zero=zero, before=before,
+                                procedure_columns=procedure_columns, row_column=row_column,
+                                keyword_index=keyword_index)
+
+
 @dataclass(frozen=True)
 class Dialect:
     """What differs between the SQL of two databases, as far as the stores go."""

@@ -19,44 +19,12 @@ import numpy as np
 
 from memp._errors import StoreCorruptError, StoreError, StoreVersionError
 from memp.store.base import Ref
-from memp.store.sql import SQLStore
+from memp.store.sql import SQLStore, first_schema
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
 MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE procedures (
-        namespace TEXT NOT NULL,
-        id TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        is_head INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        task_type TEXT,
-        uses INTEGER NOT NULL DEFAULT 0,
-        successes INTEGER NOT NULL DEFAULT 0,
-        body TEXT NOT NULL,
-        embedding BLOB,
-        updated_at TEXT NOT NULL,
-        PRIMARY KEY (namespace, id, version)
-    );
-    CREATE INDEX procedures_heads ON procedures (namespace, is_head, status, updated_at);
-    CREATE TABLE keyword_vectors (
-        namespace TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
-        field TEXT NOT NULL, vector BLOB NOT NULL,
-        PRIMARY KEY (namespace, id, version, field)
-    );
-    CREATE TABLE trajectories (
-        namespace TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL,
-        PRIMARY KEY (namespace, id)
-    );
-    CREATE TABLE events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        namespace TEXT NOT NULL, procedure_id TEXT NOT NULL, version INTEGER NOT NULL,
-        kind TEXT NOT NULL, trajectory_id TEXT, detail TEXT NOT NULL, at TEXT NOT NULL
-    );
-    CREATE INDEX events_procedure ON events (namespace, procedure_id, seq);
-    INSERT INTO meta VALUES ('generation', '0');
-    """,
+    first_schema(counter="TEXT", boolean="INTEGER", vector="BLOB", time="TEXT",
+                 serial_key="INTEGER PRIMARY KEY AUTOINCREMENT", zero="'0'"),
     # The size of the key embedding, as PostgreSQL keeps it: one query finds a namespace's size.
     """
     ALTER TABLE procedures ADD COLUMN dim INTEGER;

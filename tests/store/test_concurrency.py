@@ -71,6 +71,12 @@ def provenance_ids(store) -> set[str]:
     return {t for p in heads for t in p.provenance.trajectory_ids}
 
 
+def lost(expected: set, found: set, what: str) -> str:
+    """'' when nothing expected is missing, else how much, for the assertion message."""
+    missing = expected - found
+    return f"{len(missing)} of {len(expected)} {what} lost" if missing else ""
+
+
 # -- outcomes: retrieve, run, report, under each update strategy --------------------------------
 
 
@@ -99,6 +105,7 @@ def test_outcomes_lose_no_use_success_or_provenance(location, update):
         assert (head.stats.uses, head.stats.successes) == (N * M, len(successes))
         learned = {"vanilla": successes | failures, "validation": successes,
                    "adjustment": successes | failures}[update]
+        assert not lost(learned | {"seed"}, provenance_ids(store), "provenance ids")
         assert provenance_ids(store) == learned | {"seed"}
         revised = failures if update == "adjustment" else set()
         assert {e.trajectory_id for e in store.events(NS, head.id, kind="revised")} == revised
@@ -123,6 +130,7 @@ def test_duplicate_adds_merge_into_one_procedure(location):
         (head,) = store.list(NS)
         kinds = Counter(e.kind for e in store.events(NS, head.id))
         assert kinds == {"created": 1, "merged": N * M - 1}
+        assert not lost(ids, set(head.provenance.trajectory_ids), "provenance ids")
         assert set(head.provenance.trajectory_ids) == ids and len(ids) == N * M
 
 
@@ -157,6 +165,7 @@ def test_revisions_keep_every_use_and_every_source(location):
         head = store.get(NS, p.id)
         assert head.version == 1 + N * M
         assert (head.stats.uses, head.stats.successes) == (N * M, N * len(range(0, M, 2)))
+        assert not lost(runs, set(head.provenance.trajectory_ids), "provenance ids")
         assert set(head.provenance.trajectory_ids) == runs | {"t1"}
         assert store.count_events(NS, p.id, kind="revised") == store.count_events(NS, p.id, kind="used") == N * M
 

@@ -211,7 +211,10 @@ class SQLStore:
         with self._lock:
             outer = self._depth == 0
             savepoint = f"memp_{self._depth}"
-            self._begin() if outer else self._execute(f"SAVEPOINT {savepoint}")
+            if outer:
+                self._begin()
+            else:
+                self._execute(f"SAVEPOINT {savepoint}")
             self._depth += 1
             try:
                 yield

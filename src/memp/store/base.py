@@ -212,6 +212,10 @@ class VectorCache:
             if key[0] == namespace:
                 unseen.add(procedure_id)
 
+    def changing(self, namespace: str) -> bool:
+        """Whether the open write transaction has changed lineages of this namespace."""
+        return bool(self._touched.get(namespace))
+
     def part_rolled_back(self) -> None:
         """A savepoint rolled back: the views read every changed lineage again."""
         for key, unseen in self._unseen.items():

@@ -168,7 +168,8 @@ class SQLiteStore(SQLStore):
     def search(self, namespace: str, query_vector: Any, k: int) -> list[tuple[Ref, float]]:
         """Top-k active heads by key similarity: an exact scan, or the HNSW index if enabled."""
         with self._lock:
-            # Inside a write the index would learn rows that may yet roll back: scan exactly.
-            if self._ann is not None and self._depth == 0:
+            # Once a write in progress has changed the namespace, the index would learn rows that
+            # may yet roll back: scan exactly until it commits.
+            if self._ann is not None and not self._vectors.changing(namespace):
                 return self._ann.search(self, namespace, query_vector, k)
             return self.vectors(namespace, "key").top(query_vector, k)

@@ -236,7 +236,11 @@ class SQLStore:
             if not outer:
                 self._execute(f"RELEASE SAVEPOINT {savepoint}")
                 return
-            self._execute("COMMIT")
+            try:
+                self._execute("COMMIT")
+            except BaseException:
+                self._vectors.rolled_back()
+                raise
             self._vectors.committed(generation)
             self._committed()
 

@@ -106,7 +106,7 @@ class SQLiteStore(SQLStore):
         raise StoreError(f"{self.path} stayed locked by another writer; try again later")
 
     def _executemany(self, query: str, rows: list[tuple]) -> None:
-        self._db.executemany(query, rows)
+        self._db.executemany(self.dialect.sql(query), rows)
 
     def _vector_in(self, vector: list[float] | np.ndarray) -> bytes:
         return _blob(vector)

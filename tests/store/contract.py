@@ -358,8 +358,9 @@ class StoreContract:
         with pytest.raises(TrajectoryConflictError, match="run-1.*already stored"):
             store.add_trajectory("default", other)
         with pytest.raises(TrajectoryConflictError):
-            store.import_records([{"type": "trajectory", "namespace": "default", "trajectory": other.model_dump(mode="json")},
-                                  {"type": "procedure", "procedure": make_procedure("x y").model_dump(mode="json")}])
+            store.import_records([
+                {"type": "trajectory", "namespace": "default", "trajectory": other.model_dump(mode="json")},
+                {"type": "procedure", "procedure": make_procedure("x y").model_dump(mode="json")}])
         assert store.get_trajectory("default", "run-1") == t
         assert store.count("default") == 0
         store.add_trajectory("elsewhere", other)  # ids are per namespace
@@ -433,3 +434,12 @@ class StoreContract:
         assert stats == ProcedureStats(uses=2, successes=1)
         assert store.get("default", p.id).stats == ProcedureStats(uses=2, successes=1)
         assert store.count_events("default", p.id, kind="used") == 2
+
+    def test_ids_with_prefix_match_literally(self, store):
+        for pid in ("ab12", "ab34", "a_x", "a%y", "b1"):
+            store.put(make_procedure(f"task {pid}").model_copy(update={"id": pid}))
+        assert store.ids_with_prefix("default", "ab") == ["ab12", "ab34"]
+        assert store.ids_with_prefix("default", "ab", limit=1) == ["ab12"]
+        assert store.ids_with_prefix("default", "a_") == ["a_x"]  # not a wildcard
+        assert store.ids_with_prefix("default", "a%") == ["a%y"]
+        assert store.ids_with_prefix("default", "AB") == [] and store.ids_with_prefix("other", "ab") == []

@@ -412,8 +412,9 @@ class SQLStore:
         return [VectorRow(r[0], r[1], r[2], self._vector_out(r[3])) for r in rows]
 
     def ids_with_prefix(self, namespace: str, prefix: str, limit: int = 2) -> list[str]:
-        rows = self._read("SELECT DISTINCT id FROM procedures WHERE namespace=? AND substr(id, 1, CAST(? AS INTEGER)) = ? "
-                          "ORDER BY id LIMIT ?", (namespace, len(prefix), prefix, limit))
+        rows = self._read("SELECT DISTINCT id FROM procedures WHERE namespace=? "
+                          "AND substr(id, 1, CAST(? AS INTEGER)) = ? ORDER BY id LIMIT ?",
+                          (namespace, len(prefix), prefix, limit))
         return [r[0] for r in rows]
 
     # -- feedback -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from memp import prompts
-from memp._errors import InvalidInputError, UnknownStrategyError
+from memp._errors import InvalidInputError, StoreError, UnknownStrategyError
 from memp.build import Abstraction, Builder
 from memp.embed import Embedder, embed_procedure, embed_procedures
 from memp.keywords import KeywordExtractor, RuleKeywordExtractor
@@ -28,6 +28,7 @@ from memp.store.base import Store, nearest
 from memp.types import Procedure, ProcedureStats, RetrievalHit, Trajectory, UpdateReport, utcnow
 
 MAX_NOTES = 6
+MAX_REBASES = 20  # a revision re-made on a newer head, at most
 
 
 @dataclass(frozen=True)
@@ -214,12 +215,13 @@ class _BaseUpdater:
         built = [self.builder.build(t) for t in trajectories]
         ready = iter(embed_procedures([p.model_copy(update={"namespace": namespace})
                                        for p in built if p is not None], self.embedder))
-        for trajectory, procedure, report in zip(trajectories, built, reports):
-            store.add_trajectory(namespace, trajectory)
-            if procedure is None:
-                report.skipped = "the trajectory has no steps to build from"
-            else:
-                self._store(store, namespace, trajectory, next(ready), report)
+        with store.atomic():  # all of them or none
+            for trajectory, procedure, report in zip(trajectories, built, reports):
+                store.add_trajectory(namespace, trajectory)
+                if procedure is None:
+                    report.skipped = "the trajectory has no steps to build from"
+                else:
+                    self._store(store, namespace, trajectory, next(ready), report)
         return reports
 
     def _learn(self, store: Store, namespace: str, trajectory: Trajectory, used: list[RetrievalHit],
@@ -233,26 +235,41 @@ class _BaseUpdater:
     def _store(self, store: Store, namespace: str, trajectory: Trajectory, procedure: Procedure,
                report: UpdateReport) -> None:
         if procedure.version > 1:  # a revision of an existing lineage
-            # Its statistics must include the use just recorded for the version it replaces.
-            procedure = procedure.model_copy(update={"stats": store.get(namespace, procedure.id).stats})
-            try:
-                store.put(procedure, event="revised", trajectory_id=trajectory.id,
-                          detail={"parent_version": procedure.parent_version})
-            except InvalidInputError:  # "the next version must be N": the head moved on
-                # Another process revised this lineage since we read it; its version stands.
-                return
-            report.revised.append(procedure.ref)
+            self._revise(store, namespace, trajectory, procedure, report)
             return
         if procedure.embedding is None or procedure.namespace != namespace:
             procedure = embed_procedure(procedure.model_copy(update={"namespace": namespace}), self.embedder)
-        duplicate = self._duplicate(store, namespace, procedure)
-        if duplicate is not None:
-            head, similarity = duplicate
-            store.merge_provenance(namespace, head.id, trajectory, similarity=similarity)
-            report.merged.append(head.ref)
-        else:
-            store.put(procedure, trajectory_id=trajectory.id)
-            report.added.append(procedure.ref)
+        with store.atomic():  # no other process adds the same procedure between check and add
+            duplicate = self._duplicate(store, namespace, procedure)
+            if duplicate is not None:
+                head, similarity = duplicate
+                store.merge_provenance(namespace, head.id, trajectory, similarity=similarity)
+                report.merged.append(head.ref)
+            else:
+                store.put(procedure, trajectory_id=trajectory.id)
+                report.added.append(procedure.ref)
+
+    def _revise(self, store: Store, namespace: str, trajectory: Trajectory, procedure: Procedure,
+                report: UpdateReport) -> None:
+        """Store a revision; the store carries the head's statistics and provenance over."""
+        for _ in range(MAX_REBASES):
+            try:
+                store.put(procedure, event="revised", trajectory_id=trajectory.id,
+                          detail={"parent_version": procedure.parent_version})
+                report.revised.append(procedure.ref)
+                return
+            except InvalidInputError:  # "the next version must be N"
+                head = store.get(namespace, procedure.id)
+                if head.version < procedure.version:
+                    raise  # not a race: the version was wrong
+                if head.status != "active":
+                    return  # retired meanwhile; _learn would not have revised it
+                # Another process revised this lineage since we read it: revise its new head.
+                procedure = self.adjuster.revise(head, trajectory)
+                if procedure is None:
+                    return
+        raise StoreError(f"procedure {procedure.id} kept being revised by other processes; "
+                         "report the outcome again")
 
     def _duplicate(self, store: Store, namespace: str, procedure: Procedure) -> tuple[Procedure, float] | None:
         for ref, score in nearest(store, namespace, procedure.embedding, 5):

@@ -178,9 +178,8 @@ def test_paging_a_large_memory_stays_in_the_database(tmp_path):
     procs = [Procedure(namespace="team-a", key=f"task number {i}", builder="script" if i % 2 else "trajectory",
                        task_type=f"type{i % 7}", stats={"uses": i % 97, "successes": (i % 97) // 2})
              for i in range(n)]
-    with store._write() as db:  # bulk insert: put() one by one would take minutes
-        for p in procs:
-            store._insert_procedure(db, p, is_head=True)
+    # One import, one transaction: put() one by one would take minutes.
+    store.import_records([{"type": "procedure", "procedure": p.model_dump(mode="json")} for p in procs])
     with make_client(store) as client:
         started = time.perf_counter()
         page = _get(client, "/v1/procedures?sort=uses&builder=script&limit=50&offset=5000")

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from memp import InvalidInputError, NamespaceError, ProcedureNotFoundError
+from memp import InvalidInputError, NamespaceError, ProcedureNotFoundError, TrajectoryConflictError
 from memp.embed import HashingEmbedder, embed_procedure
 from memp.types import Procedure, ProcedureStats, Provenance, Step, Task, Trajectory
 
@@ -346,3 +346,100 @@ class StoreContract:
         for field in ("key", "kw:object"):
             assert same_table(store.vectors("default", field), twin.vectors("default", field)), field
         assert (p.id, 1) not in store.vectors("default").refs
+
+    # -- nothing replaced, nothing that breaks a namespace, all or nothing
+
+    def test_same_trajectory_again_is_kept_and_other_content_under_its_id_is_refused(self, store):
+        t = Trajectory(id="run-1", task=Task(text="put apple in fridge"), steps=[Step(action="a", observation="o")])
+        store.add_trajectory("default", t)
+        gen = store.generation()
+        store.add_trajectory("default", t.model_copy())  # a retry of the same report
+        other = t.model_copy(update={"steps": [Step(action="b", observation="p")]})
+        with pytest.raises(TrajectoryConflictError, match="run-1.*already stored"):
+            store.add_trajectory("default", other)
+        with pytest.raises(TrajectoryConflictError):
+            store.import_records([
+                {"type": "trajectory", "namespace": "default", "trajectory": other.model_dump(mode="json")},
+                {"type": "procedure", "procedure": make_procedure("x y").model_dump(mode="json")}])
+        assert store.get_trajectory("default", "run-1") == t
+        assert store.count("default") == 0
+        store.add_trajectory("elsewhere", other)  # ids are per namespace
+        assert store.get_trajectory("elsewhere", "run-1") == other
+        assert store.generation() >= gen
+
+    def test_vectors_of_another_size_or_not_finite_are_refused_and_search_still_works(self, store):
+        good = make_procedure("put apple in fridge")
+        store.put(good)
+        short = make_procedure("heat egg").model_copy(update={"embedding": [0.5] * 8,
+                                                             "keyword_embeddings": {"object": [0.5] * 8}})
+        mixed = make_procedure("cool mug").model_copy(update={"keyword_embeddings": {"object": [1.0] * 8}})
+        nan = make_procedure("slice bread").model_copy(update={"embedding": [float("nan")] * 384})
+        gen = store.generation()
+        for bad, message in ((short, "384-dimensional"), (mixed, "differ in size"), (nan, "NaN")):
+            with pytest.raises(InvalidInputError, match=message):
+                store.put(bad)
+            with pytest.raises(InvalidInputError, match=message):
+                store.import_records([{"type": "procedure", "procedure": bad.model_dump(mode="json")}])
+        assert store.generation() == gen and store.count("default") == 1
+        assert store.vectors("default").top(EMB.embed(["apple"])[0], 3)[0][0] == (good.id, 1)
+        store.put(short.model_copy(update={"namespace": "small"}))  # its own namespace takes any one size
+        with pytest.raises(InvalidInputError, match="8-dimensional"):
+            store.put(make_procedure("x y", namespace="small"))
+
+    def test_atomic_block_stores_all_or_nothing(self, store, twin):
+        p, q = make_procedure("put apple in fridge"), make_procedure("heat egg in microwave")
+        store.put(p)
+        assert twin.vectors("default").refs == store.vectors("default").refs  # both cached
+        gen = store.generation()
+        with pytest.raises(ProcedureNotFoundError):
+            with store.atomic():
+                store.put(q)
+                store.record_use("default", p.id, 1, success=True)
+                assert store.vectors("default").refs == [(p.id, 1), (q.id, 1)]  # the block sees its writes
+                store.record_use("default", "missing", 1, success=True)
+        assert store.generation() == gen and store.count("default") == 1
+        assert store.get("default", p.id).stats.uses == 0 and store.count_events("default") == 1
+        assert same_table(store.vectors("default"), twin.vectors("default"))
+        with store.atomic():
+            store.put(q)
+            with pytest.raises(InvalidInputError):  # a refused write inside leaves the rest going
+                store.put(q)
+            store.record_use("default", q.id, 1, success=True)
+        assert store.generation() == gen + 1
+        assert store.get("default", q.id).stats.uses == 1
+        assert same_table(store.vectors("default"), twin.vectors("default"))
+
+    # -- a revision made from a head read earlier loses nothing counted or merged since
+
+    def test_revision_takes_over_the_heads_statistics_and_provenance_at_write_time(self, store):
+        p = make_procedure("x y")
+        store.put(p)
+        read = store.get("default", p.id)  # the reviser reads the head ...
+        store.record_use("default", p.id, 1, success=True)  # ... others count and merge meanwhile
+        store.merge_provenance("default", p.id, Trajectory(id="t2", task=Task(text="x y"), model="m1"),
+                               similarity=0.99)
+        v2 = read.model_copy(update={"version": 2, "parent_version": 1, "script": ["new"],
+                                     "provenance": read.provenance.model_copy(update={"trajectory_ids": ["t1", "f1"]})})
+        stored = store.put(v2, event="revised", trajectory_id="f1")
+        head = store.get("default", p.id)
+        assert head.stats == stored.stats == ProcedureStats(uses=1, successes=1)
+        assert head.provenance.trajectory_ids == ["t1", "t2", "f1"] and head.provenance.models == ["m1"]
+
+    def test_a_use_of_a_replaced_version_counts_on_the_head_too(self, store):
+        p = make_procedure("x y")
+        store.put(p)
+        store.record_use("default", p.id, 1, success=False)
+        store.put(p.model_copy(update={"version": 2, "parent_version": 1}), event="revised")
+        stats = store.record_use("default", p.id, 1, success=True)  # retrieved before the revision
+        assert stats == ProcedureStats(uses=2, successes=1)
+        assert store.get("default", p.id).stats == ProcedureStats(uses=2, successes=1)
+        assert store.count_events("default", p.id, kind="used") == 2
+
+    def test_ids_with_prefix_match_literally(self, store):
+        for pid in ("ab12", "ab34", "a_x", "a%y", "b1"):
+            store.put(make_procedure(f"task {pid}").model_copy(update={"id": pid}))
+        assert store.ids_with_prefix("default", "ab") == ["ab12", "ab34"]
+        assert store.ids_with_prefix("default", "ab", limit=1) == ["ab12"]
+        assert store.ids_with_prefix("default", "a_") == ["a_x"]  # not a wildcard
+        assert store.ids_with_prefix("default", "a%") == ["a%y"]
+        assert store.ids_with_prefix("default", "AB") == [] and store.ids_with_prefix("other", "ab") == []

@@ -38,3 +38,19 @@ def test_memory_retrieves_through_the_index(tmp_path, apple_run):
     with Memory(SQLiteStore(tmp_path / "m.db", ann=True), embedder=HashingEmbedder()) as mem:
         added = mem.add(apple_run).added
         assert [h.procedure.ref for h in mem.retrieve("put a clean apple in fridge", k=3)] == added
+
+
+def test_a_write_in_progress_is_searched_exactly_and_never_reaches_the_index_if_rolled_back(tmp_path):
+    store = SQLiteStore(tmp_path / "m.db", ann=True)
+    kept = make_procedure("heat the egg")
+    store.put(kept)
+    query = EMB.embed(["cool the mug"])[0]
+    assert store.search("default", query, 1)[0][0] == (kept.id, 1)  # the index is built
+    gone = make_procedure("cool the mug")
+    with pytest.raises(RuntimeError):
+        with store.atomic():
+            store.put(gone)
+            assert store.search("default", query, 1)[0][0] == (gone.id, 1)  # the block sees its write
+            raise RuntimeError("the block fails")
+    assert [r for r, _ in store.search("default", query, 2)] == [(kept.id, 1)]
+    store.close()

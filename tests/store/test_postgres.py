@@ -83,7 +83,7 @@ def test_search_uses_hnsw_and_agrees_with_exact_scan(store):
     assert fast[0][0] == exact[0][0]
     plan = "\n".join(r[0] for r in store._read(
         "EXPLAIN SELECT id FROM memp_procedures WHERE namespace='default' AND dim=384 AND is_head "
-        "AND status='active' ORDER BY embedding::vector(384) <=> %s::vector(384) LIMIT 10", (query,)))
+        "AND status='active' ORDER BY embedding::vector(384) <=> ?::vector(384) LIMIT 10", (query,)))
     assert "memp_procedures_hnsw_384" in plan or "Seq Scan" in plan  # the planner's choice at 300 rows
     assert store.search("other", query, 10)[0][0][1] == 1
 
@@ -146,3 +146,22 @@ def test_nul_characters_round_trip_in_bodies_and_are_refused_in_ids(store):
     with pytest.raises(InvalidInputError):
         store.put(make_procedure("x y", task_type="bad\x00type"))
     assert store.count("default") == 0 and store.generation() == gen
+
+
+def test_read_only_needs_memp_tables_and_never_writes(pg_database):
+    from memp import StoreError
+
+    url = pg_database()
+    with pytest.raises(StoreError, match="holds no memp memory"):
+        PostgresStore(url, read_only=True)
+    import psycopg
+
+    with psycopg.connect(url) as con:  # the refused open created nothing
+        assert con.execute("SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 0
+    with PostgresStore(url) as s:
+        p = s.put(make_procedure("x y"))
+    with open_store(url, read_only=True) as s:
+        assert s.get("default", p.id).key == "x y"
+        assert s.search("default", EMB.embed(["x y"])[0], 1)[0][0] == (p.id, 1)
+        with pytest.raises(StoreError, match="read-only"):
+            s.record_use("default", p.id, 1, success=True)

@@ -141,3 +141,32 @@ def test_the_sqlite_store_patches_its_own_writes_without_reloading(tmp_path):
         for field in ("key", "kw:object"):
             assert same_table(store.vectors("default", field), other.vectors("default", field))
         assert full == ["key", "kw:object"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_views_inside_transactions_show_their_writes_and_vanish_on_rollback(seed):
+    """Transactions of several writes, each read mid-way (a duplicate check), then committed or
+    rolled back: every view equals a reload of the uncommitted state, every table afterwards a
+    reload of the committed one, and the committed tables are never reloaded for it."""
+    db = FakeDatabase(seed=seed)
+    whole = []  # the cache's own full loads
+    cache = VectorCache(lambda ns, field, ids: (whole.append(1) if ids is None else None) or db.load(ns, field, ids))
+    turns = random.Random(-seed)
+    db.random_write(None)
+    cache.table("ns", "key", db.generation)
+    for step in range(40):
+        before = {pid: list(row) for pid, row in db.lineages.items()}
+        generation = db.generation
+        for _ in range(turns.choice([1, 2, 3])):
+            db.random_write(cache)
+            db.generation = generation  # nothing commits until the transaction ends
+            if turns.random() < 0.7:
+                assert same_table(cache.table("ns", "key", generation, writing=True), fresh(db)), (seed, step)
+        if turns.random() < 0.3:
+            db.lineages = before
+            cache.rolled_back()
+        else:
+            db.generation = generation + 1
+            cache.committed(db.generation)
+        assert same_table(cache.table("ns", "key", db.generation), fresh(db)), (seed, step)
+    assert len(whole) == 1  # only the first read loaded the whole table

@@ -9,8 +9,12 @@ from memp.store.base import Ref, Store, VectorTable, check_namespace
 from memp.store.sqlite import SQLiteStore
 
 
-def open_store(location: str | Path) -> Store:
-    """A store from a path (SQLite) or a ``postgresql://`` URL."""
+def open_store(location: str | Path, *, read_only: bool = False) -> Store:
+    """A store from a path (SQLite) or a ``postgresql://`` URL.
+
+    ``read_only=True`` opens an existing memp store and never writes to it: a missing file, or
+    one that is not a memp database, is an error (a plain open creates a new database).
+    """
     text = str(location)
     if text.startswith(("postgresql://", "postgres://")):
         try:
@@ -19,8 +23,8 @@ def open_store(location: str | Path) -> Store:
             raise StoreError(
                 "PostgreSQL support is not installed; pip install 'memp[postgres]'"
             ) from None
-        return PostgresStore(text)
-    return SQLiteStore(text)
+        return PostgresStore(text, read_only=read_only)
+    return SQLiteStore(text, read_only=read_only)
 
 
 __all__ = ["Ref", "SQLiteStore", "Store", "VectorTable", "check_namespace", "open_store"]

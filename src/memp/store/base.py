@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,12 @@ from typing import Any, Literal, NamedTuple, Protocol, get_args
 import numpy as np
 from pydantic import ValidationError
 
-from memp._errors import InvalidInputError, NamespaceError, ProcedureNotFoundError
+from memp._errors import (
+    InvalidInputError,
+    NamespaceError,
+    ProcedureNotFoundError,
+    TrajectoryConflictError,
+)
 from memp.types import Event, Procedure, ProcedureStats, ProcedureStatus, Trajectory, utcnow
 
 Ref = tuple[str, int]  # (procedure id, version)
@@ -140,6 +146,11 @@ class VectorCache:
     generation has missed a write made elsewhere (another process, or another store object on the
     same database), so it is dropped and read whole the next time it is asked for.
 
+    Inside a write transaction (``writing=True``) a table is a *view*: the committed table patched
+    with the lineages the transaction has changed so far, so a duplicate check sees the rows the
+    same transaction wrote before it. Views replace the tables when the transaction commits and
+    vanish when it rolls back; the committed tables are never changed meanwhile.
+
     The stores call it under their lock; it does no locking of its own.
     """
 
@@ -151,36 +162,87 @@ class VectorCache:
         self._load = load
         self._tables: dict[tuple[str, str], _Cached] = {}
         self._touched: dict[str, set[str]] = {}
+        self._views: dict[tuple[str, str], _Cached] = {}
+        self._unseen: dict[tuple[str, str], set[str]] = {}  # lineages changed since the view was made
 
-    def table(self, namespace: str, field: str, generation: int) -> VectorTable:
-        cached = self._tables.get((namespace, field))
+    def table(self, namespace: str, field: str, generation: int, *, writing: bool = False) -> VectorTable:
+        """The table at ``generation`` (the last committed one); ``writing``: as the open
+        transaction sees it."""
+        key = (namespace, field)
+        if writing:
+            return self._view(key, generation).table
+        cached = self._tables.get(key)
         if cached is None or cached.generation != generation:
             cached = _loaded(generation, self._load(namespace, field, None))
-            self._tables[(namespace, field)] = cached
+            self._tables[key] = cached
         return cached.table
+
+    def _view(self, key: tuple[str, str], generation: int) -> _Cached:
+        view = self._views.get(key)
+        if view is None:
+            view = self._tables.get(key)
+            view = view if view is not None and view.generation == generation else None
+            unseen = self._touched.get(key[0], set())
+        else:
+            unseen = self._unseen[key]
+        base = self._tables.get(key)
+        # Until a view is first patched it shares the committed table's lineage map: copy it then.
+        shared = view is not None and base is not None and view.where is base.where
+        self._views[key] = view = self._patch(key, view, generation, unseen, keep=shared)
+        self._unseen[key] = set()
+        return view
+
+    def _patch(self, key: tuple[str, str], cached: _Cached | None, generation: int,
+               lineages: set[str], *, keep: bool) -> _Cached:
+        """``cached`` with the rows of ``lineages`` read again, or a whole reload. ``keep``:
+        ``cached`` stays valid (else it must not be used again)."""
+        if cached is None or len(lineages) > self.MAX_PATCH:
+            return _loaded(generation, self._load(key[0], key[1], None))
+        if not lineages:
+            return _Cached(generation, cached.table, cached.positions, cached.where)
+        rows = self._load(key[0], key[1], sorted(lineages))
+        if keep:
+            cached = _Cached(cached.generation, cached.table, cached.positions, dict(cached.where))
+        return _patched(cached, generation, lineages, rows)
 
     def touch(self, namespace: str, procedure_id: str) -> None:
         """The write in progress changes this lineage's head, status or vectors."""
         self._touched.setdefault(namespace, set()).add(procedure_id)
+        for key, unseen in self._unseen.items():
+            if key[0] == namespace:
+                unseen.add(procedure_id)
+
+    def changing(self, namespace: str) -> bool:
+        """Whether the open write transaction has changed lineages of this namespace."""
+        return bool(self._touched.get(namespace))
+
+    def part_rolled_back(self) -> None:
+        """A savepoint rolled back: the views read every changed lineage again."""
+        for key, unseen in self._unseen.items():
+            unseen |= self._touched.get(key[0], set())
 
     def rolled_back(self) -> None:
-        self._touched = {}
+        self._touched, self._views, self._unseen = {}, {}, {}
 
     def committed(self, generation: int | None) -> None:
         """The write in progress committed as ``generation`` (None if the store cannot tell)."""
-        touched, self._touched = self._touched, {}
-        for key, cached in list(self._tables.items()):
+        touched, views, unseen = self._touched, self._views, self._unseen
+        self.rolled_back()
+        if generation is None:
+            self._tables = {}
+            return
+        for key in set(self._tables) | set(views):
             lineages = touched.get(key[0], set())
-            if generation is None or cached.generation != generation - 1 or len(lineages) > self.MAX_PATCH:
-                del self._tables[key]
-            elif not lineages:
-                self._tables[key] = _Cached(generation, cached.table, cached.positions, cached.where)
-            else:
-                try:
-                    rows = self._load(key[0], key[1], sorted(lineages))
-                    self._tables[key] = _patched(cached, generation, lineages, rows)
-                except Exception:  # the write has committed: a failed patch only costs a reload
-                    del self._tables[key]
+            base, view = self._tables.get(key), views.get(key)
+            if view is not None:
+                base, lineages = view, unseen[key]
+            if base is None or base.generation != generation - 1 or len(lineages) > self.MAX_PATCH:
+                self._tables.pop(key, None)
+                continue
+            try:
+                self._tables[key] = self._patch(key, base, generation, lineages, keep=False)
+            except Exception:  # the write has committed: a failed patch only costs a reload
+                self._tables.pop(key, None)
 
 
 def nearest(store: Store, namespace: str, query: Any, k: int) -> list[tuple[Ref, float]]:
@@ -203,10 +265,25 @@ class Facets:
 class Store(Protocol):
     """What the rest of memp needs from a backend."""
 
+    # -- transactions
+    def atomic(self) -> AbstractContextManager[None]:
+        """A block whose writes are stored all together or not at all; other writers wait for it.
+
+        Every single write is atomic by itself; a block makes several one (an import of a batch,
+        a duplicate check and the add it decides).
+        """
+        ...
+
     # -- procedures
     def put(self, procedure: Procedure, *, event: str = "created", trajectory_id: str | None = None,
             detail: dict[str, Any] | None = None) -> Procedure:
-        """Insert version 1 of a new lineage, or the next version of an existing one."""
+        """Insert version 1 of a new lineage, or the next version of an existing one; returns it as stored.
+
+        The next version takes over the head's statistics, and the head's provenance joined with
+        its own, as they are when the write runs: uses and merges since the caller read the head
+        are kept. A version that does not follow the head is an ``InvalidInputError``, and so are
+        vectors of another size than the namespace's, or holding NaN or infinity.
+        """
         ...
 
     def get(self, namespace: str, procedure_id: str, version: int | None = None) -> Procedure: ...
@@ -249,7 +326,8 @@ class Store(Protocol):
     # -- feedback
     def record_use(self, namespace: str, procedure_id: str, version: int, *, success: bool,
                    trajectory_id: str | None = None) -> ProcedureStats:
-        """Atomically count one use of that version; returns the new statistics."""
+        """Atomically count one use of that version (and of the lineage's head, which carries the
+        lineage's statistics, when a newer version has replaced it); returns the version's statistics."""
         ...
 
     def set_status(self, namespace: str, procedure_id: str, status: ProcedureStatus, *, reason: str,
@@ -263,7 +341,10 @@ class Store(Protocol):
         ...
 
     # -- trajectories and events
-    def add_trajectory(self, namespace: str, trajectory: Trajectory) -> None: ...
+    def add_trajectory(self, namespace: str, trajectory: Trajectory) -> None:
+        """Store a run. The same run again changes nothing; other content under a stored id is a
+        ``TrajectoryConflictError`` and the stored run is kept."""
+        ...
 
     def get_trajectory(self, namespace: str, trajectory_id: str) -> Trajectory: ...
 
@@ -411,16 +492,65 @@ def status_change(procedure_id: str, body: str, old: str, new: str, *, reason: s
     return StatusChange(json.dumps(data), now, evidence, "deprecated" if new == "deprecated" else "restored")
 
 
+def _union(first: list[str], then: list[str]) -> list[str]:
+    return [*first, *(x for x in then if x not in first)]
+
+
 def merged_provenance(body: str, trajectory: Trajectory) -> str:
     """The body with the trajectory (and its model and agent) added to the provenance."""
     data = json.loads(body)
     prov = data["provenance"]
-    if trajectory.id not in prov["trajectory_ids"]:
-        prov["trajectory_ids"].append(trajectory.id)
-    for key, value in (("models", trajectory.model), ("agents", trajectory.agent)):
-        if value and value not in prov[key]:
-            prov[key].append(value)
+    for key, value in (("trajectory_ids", trajectory.id), ("models", trajectory.model),
+                       ("agents", trajectory.agent)):
+        if value:
+            prov[key] = _union(prov[key], [value])
     return json.dumps(data)
+
+
+def carried_over(procedure: Procedure, head_body: str, uses: int, successes: int) -> Procedure:
+    """The next version of a lineage as it is stored: the head's statistics, and the head's
+    provenance joined with its own, both as they are when the write runs.
+
+    A revision is built from a head read earlier; uses counted and duplicates merged into that
+    head since then would otherwise vanish with it.
+    """
+    head = json.loads(head_body)["provenance"]
+    prov = procedure.provenance
+    provenance = prov.model_copy(update={key: _union(head[key], getattr(prov, key))
+                                         for key in ("trajectory_ids", "models", "agents")})
+    return procedure.model_copy(update={"stats": ProcedureStats(uses=uses, successes=successes),
+                                        "provenance": provenance})
+
+
+def vector_size(p: Procedure) -> int | None:
+    """The one size of a procedure's vectors (None: it has none); an ``InvalidInputError`` when
+    they differ in size or hold NaN or infinity, which would break every search of the namespace."""
+    vectors = ([] if p.embedding is None else [("the key embedding", p.embedding)]) + [
+        (f"the keyword embedding {field!r}", v) for field, v in p.keyword_embeddings.items()]
+    sizes = set()
+    for name, vector in vectors:
+        array = np.asarray(vector, dtype=np.float32)
+        if array.ndim != 1 or not len(array) or not np.isfinite(array).all():
+            raise InvalidInputError(f"{name} of procedure {p.id} holds NaN, infinity or no numbers; "
+                                    "embed the procedure again")
+        sizes.add(len(array))
+    if len(sizes) > 1:
+        raise InvalidInputError(f"the vectors of procedure {p.id} differ in size ({sorted(sizes)}); "
+                                "embed the key and keywords with one embedder")
+    return sizes.pop() if sizes else None
+
+
+def check_vector_size(p: Procedure, size: int | None, stored: int | None) -> None:
+    if size is not None and stored is not None and size != stored:
+        raise InvalidInputError(
+            f"procedure {p.id} has {size}-dimensional vectors but namespace {p.namespace!r} holds "
+            f"{stored}-dimensional ones; embed it with the namespace's embedder, or use another namespace")
+
+
+def trajectory_conflict(namespace: str, trajectory_id: str) -> TrajectoryConflictError:
+    return TrajectoryConflictError(
+        f"trajectory {trajectory_id!r} is already stored in namespace {namespace!r} with other "
+        "content; the stored run is kept. Give the new run its own id (or none, to get a fresh one)")
 
 
 def parse_export(records: Iterable[dict[str, Any]], namespace: str | None) -> dict[str, list]:

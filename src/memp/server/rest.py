@@ -307,7 +307,10 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, kind, str(exc.detail))
+        message = str(exc.detail)
+        if exc.status_code in (404, 405) and message in ("Not Found", "Method Not Allowed"):
+            message = f"no route {request.method} {request.url.path[:200]}; the API is listed at /docs"
+        return _error(exc.status_code, kind, message)
 
     @app.exception_handler(MempError)
     async def _memp(request: Request, exc: MempError) -> JSONResponse:

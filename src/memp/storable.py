@@ -58,8 +58,8 @@ def loads_storable(text: str | bytes, what: str = "the input") -> Any:
     except _Refused as err:
         raise InvalidInputError(f"{what}: {err}") from None
     except json.JSONDecodeError as err:
-        raise NotJSONError(f"{what} is not JSON: {err.msg} at line {err.lineno} "
-                           f"column {err.colno}") from None
+        where = f"column {err.colno}" if err.lineno == 1 else f"line {err.lineno} column {err.colno}"
+        raise NotJSONError(f"{what} is not JSON: {err.msg} at {where}") from None
     except RecursionError:
         raise InvalidInputError(f"{what} is nested more than {MAX_DEPTH} levels deep") from None
     check_storable(value, what)

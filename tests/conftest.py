@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,13 @@ from memp.embed import CachedEmbedder, HashingEmbedder, MiniLMEmbedder
 from memp.types import Step, Task, Trajectory
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# MEMP_NO_SHARED=1 runs the tests as on a fresh clone with no ../shared beside it (.ci/run does, after
+# `make test`): every lookup of the official data, here and in memp, then finds nothing.
+NO_SHARED = bool(os.environ.get("MEMP_NO_SHARED"))
+SHARED = REPO.parent / ("shared-hidden-by-MEMP_NO_SHARED" if NO_SHARED else "shared")
+if NO_SHARED:
+    os.environ["MEMP_TRAVELPLANNER_DATA"] = str(SHARED / "travelplanner")
+    os.environ.pop("ALFWORLD_DATA", None)
 
 
 @pytest.fixture(scope="session")

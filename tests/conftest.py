@@ -21,6 +21,20 @@ if NO_SHARED:
     os.environ["MEMP_TRAVELPLANNER_DATA"] = str(SHARED / "travelplanner")
     os.environ.pop("ALFWORLD_DATA", None)
 
+# Fixtures that read ../shared, or generate data in its place when it is absent.
+SHARED_FIXTURES = {"alfworld_game", "official_root", "travel_db", "travel_train"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark `shared` every test that reads ../shared: `-m shared` selects them (.ci/run reruns them
+    with MEMP_NO_SHARED=1, as on a machine without the data)."""
+    travelplanner = REPO / "tests" / "envs" / "travelplanner"
+    for item in items:
+        reasons = " ".join(str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif"))
+        if ("../shared" in reasons or SHARED_FIXTURES & set(item.fixturenames)
+                or travelplanner in Path(item.path).parents):
+            item.add_marker(pytest.mark.shared)
+
 
 @pytest.fixture(scope="session")
 def minilm(tmp_path_factory) -> CachedEmbedder:

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from memp._errors import MempError, StoreCorruptError, StoreError
+from memp._errors import MempError, StoreCorruptError, StoreError, UnknownStrategyError
 
 if TYPE_CHECKING:
     from memp.store import Store
@@ -106,6 +106,19 @@ def _check_unchanged_on_open(path: Path) -> None:
     if int(row[0]) < SCHEMA_VERSION or journal.lower() != "wal":
         raise StoreError(f"{path} was written by an older memp; upgrade it once with a command that "
                          "writes (e.g. `memp memory deprecate`), after a backup")
+
+
+def check_strategies(**names: str) -> None:
+    """An unknown strategy name is refused before a database is opened (or created) for nothing."""
+    from memp.build import BUILDERS
+    from memp.retrieve import RETRIEVERS
+    from memp.update import UPDATERS
+
+    known = {"build": BUILDERS, "update": UPDATERS, "retrieve": RETRIEVERS}
+    for kind, name in names.items():
+        if name not in known[kind]:
+            raise UnknownStrategyError(f"unknown {kind} strategy {name!r}; choose one of: "
+                                       f"{', '.join(known[kind])}")
 
 
 def print_json(data: Any) -> None:

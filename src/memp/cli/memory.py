@@ -15,7 +15,6 @@ from memp._errors import (
     InvalidTrajectoryError,
     MempError,
     TrajectoryConflictError,
-    UnknownStrategyError,
 )
 from memp.cli._common import (
     DbOpt,
@@ -23,6 +22,7 @@ from memp.cli._common import (
     FormatOpt,
     NamespaceOpt,
     OutputFormat,
+    check_strategies,
     console,
     err_console,
     existing_db,
@@ -206,7 +206,7 @@ def add(source: Annotated[Path, typer.Argument(help="Trajectories, one JSON obje
 
     # Everything that can be checked is checked before the database is opened (or created).
     check_namespace(namespace)
-    _check_strategies(build=build, update=update)
+    check_strategies(build=build, update=update)
     trajectories = _read_trajectories(source)
     llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache, llm_timeout)
     with Memory.open(_writable_location(db), namespace=namespace, build=build, update=update,
@@ -270,19 +270,6 @@ def _content(t: Trajectory) -> dict:
     return t.model_dump(mode="json")
 
 
-def _check_strategies(**names: str) -> None:
-    """An unknown strategy name is refused before a database is created for nothing."""
-    from memp.build import BUILDERS
-    from memp.retrieve import RETRIEVERS
-    from memp.update import UPDATERS
-
-    known = {"build": BUILDERS, "update": UPDATERS, "retrieve": RETRIEVERS}
-    for kind, name in names.items():
-        if name not in known[kind]:
-            raise UnknownStrategyError(f"unknown {kind} strategy {name!r}; choose one of: "
-                                       f"{', '.join(known[kind])}")
-
-
 def _writable_location(db: str) -> str:
     if not is_url(db) and Path(db).is_dir():
         existing_db(db)  # raises its "is a directory" message
@@ -307,7 +294,7 @@ def retrieve(task: Annotated[str, typer.Argument(help="The task description.")],
     from memp.memory import Memory
 
     check_namespace(namespace)
-    _check_strategies(retrieve=strategy)
+    check_strategies(retrieve=strategy)
     llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache, llm_timeout)
     with Memory(open_for_reading(db), namespace=namespace, retrieve=strategy,
                 embedder=make_embedder(embedder), llm=llm) as mem:

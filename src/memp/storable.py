@@ -15,7 +15,9 @@ from typing import Any
 
 from memp._errors import InvalidInputError
 
-MAX_DEPTH = 64  # a trajectory or export record is under 10 deep; 64 leaves room for metadata
+MAX_DEPTH = 64  # a trajectory is under 10 deep; 64 leaves room for metadata
+# An export line wraps a record one level deeper than the request that stored it.
+MAX_EXPORT_DEPTH = MAX_DEPTH + 1
 MAX_INT = 2**63 - 1  # what SQLite's INTEGER and PostgreSQL's bigint hold
 
 
@@ -45,7 +47,7 @@ def _constant(name: str) -> float:
     raise _Refused(f"{name} is not a JSON number")
 
 
-def loads_storable(text: str | bytes, what: str = "the input") -> Any:
+def loads_storable(text: str | bytes, what: str = "the input", *, max_depth: int = MAX_DEPTH) -> Any:
     """``json.loads`` for input memp will store; ``what`` names the input in the error."""
     if isinstance(text, bytes):
         try:
@@ -61,19 +63,19 @@ def loads_storable(text: str | bytes, what: str = "the input") -> Any:
         where = f"column {err.colno}" if err.lineno == 1 else f"line {err.lineno} column {err.colno}"
         raise NotJSONError(f"{what} is not JSON: {err.msg} at {where}") from None
     except RecursionError:
-        raise InvalidInputError(f"{what} is nested more than {MAX_DEPTH} levels deep") from None
-    check_storable(value, what)
+        raise InvalidInputError(f"{what} is nested more than {max_depth} levels deep") from None
+    check_storable(value, what, max_depth=max_depth)
     return value
 
 
-def check_storable(value: Any, what: str = "the input") -> None:
-    """Refuse parsed JSON nested deeper than ``MAX_DEPTH`` or holding text no database encodes."""
+def check_storable(value: Any, what: str = "the input", *, max_depth: int = MAX_DEPTH) -> None:
+    """Refuse parsed JSON nested deeper than ``max_depth`` or holding text no database encodes."""
     stack = [(value, 1)]  # iterative, so checking deep input cannot itself hit the recursion limit
     while stack:
         item, depth = stack.pop()
         if isinstance(item, (dict, list)):
-            if depth > MAX_DEPTH:
-                raise InvalidInputError(f"{what} is nested more than {MAX_DEPTH} levels deep")
+            if depth > max_depth:
+                raise InvalidInputError(f"{what} is nested more than {max_depth} levels deep")
             if isinstance(item, dict):
                 for key, inner in item.items():
                     _check_text(key, what)
@@ -95,4 +97,4 @@ def _check_text(text: str, what: str) -> None:
             "send valid Unicode") from None
 
 
-__all__ = ["MAX_DEPTH", "MAX_INT", "NotJSONError", "check_storable", "loads_storable"]
+__all__ = ["MAX_DEPTH", "MAX_EXPORT_DEPTH", "MAX_INT", "NotJSONError", "check_storable", "loads_storable"]

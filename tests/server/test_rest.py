@@ -176,3 +176,19 @@ def test_a_namespace_survives_a_refused_import_of_wrong_shaped_vectors(client, s
     assert r.status_code == 200 and r.json()["hits"] == []
     assert client.post("/v1/trajectories", json=clean_apple_trajectory().model_dump(mode="json"),
                        headers=auth(TOKEN_B)).status_code == 201
+
+
+def test_the_deepest_trajectory_accepted_round_trips_through_export_and_import(client):
+    from memp.storable import MAX_DEPTH
+
+    deep: object = "bottom"
+    for _ in range(MAX_DEPTH - 2):  # the body, its metadata, then the lists: MAX_DEPTH levels
+        deep = [deep]
+    run = clean_apple_trajectory().model_dump(mode="json") | {"metadata": {"x": deep}}
+    _record(client, type(clean_apple_trajectory()).model_validate(run))
+    too_deep = run | {"id": "deeper", "metadata": {"x": [deep]}}
+    r = client.post("/v1/trajectories", json=too_deep, headers=auth())
+    assert r.status_code == 422 and f"more than {MAX_DEPTH} levels" in r.json()["error"]["message"]
+    export = client.get("/v1/export", headers=auth()).content
+    r = client.post("/v1/import", content=export, headers=auth(TOKEN_B))
+    assert r.status_code == 201, r.text

@@ -34,7 +34,7 @@ from memp.cli._common import (
     typer_app,
 )
 from memp.llm.options import LLMApiKeyOpt, LLMBaseUrlOpt, LLMCacheOpt, LLMModelOpt, LLMTimeoutOpt
-from memp.storable import loads_storable
+from memp.storable import MAX_DEPTH, MAX_EXPORT_DEPTH, loads_storable
 from memp.store import Store, check_namespace, open_store
 from memp.store.base import parse_export, text_lines, write_export
 from memp.types import Procedure, Trajectory, trajectory_from_dict
@@ -182,7 +182,8 @@ def import_(source: Annotated[Path, typer.Argument(help="A JSONL file written by
             namespace: Annotated[Optional[str], typer.Option("--namespace", "-n",
                                                              help="Import everything into this namespace.")] = None) -> None:
     """Load an export: all records are checked first, then written in one transaction."""
-    records = [_json_line(source, n, line) for n, line in enumerate(text_lines(source), 1)]
+    records = [_json_line(source, n, line, max_depth=MAX_EXPORT_DEPTH)
+               for n, line in enumerate(text_lines(source), 1)]
     parse_export(records, namespace)  # checked before the database is opened: a bad file creates none
     with _open_for_writing(db) as store:
         counts = store.import_records(records, namespace=namespace)
@@ -229,8 +230,8 @@ def add(source: Annotated[Path, typer.Argument(help="Trajectories, one JSON obje
                   f"into existing ones, {skipped} skipped", highlight=False)
 
 
-def _json_line(source: Path, n: int, line: str):
-    return loads_storable(line, f"{source} line {n}")
+def _json_line(source: Path, n: int, line: str, max_depth: int = MAX_DEPTH):
+    return loads_storable(line, f"{source} line {n}", max_depth=max_depth)
 
 
 def _read_trajectories(source: Path) -> list[Trajectory]:

@@ -46,7 +46,7 @@ from memp.embed import Embedder, make_embedder
 from memp.memory import Memory
 from memp.retrieve import RETRIEVERS, Retriever, make_retriever
 from memp.server import inspector
-from memp.storable import NotJSONError, loads_storable
+from memp.storable import MAX_EXPORT_DEPTH, NotJSONError, loads_storable
 from memp.server.auth import TokenMap
 from memp.store import Store, open_store
 from memp.store.base import Order, Sort
@@ -479,7 +479,7 @@ def _json_lines(body: bytes) -> list[dict[str, Any]]:
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        record = loads_storable(line, f"import line {n}")
+        record = loads_storable(line, f"import line {n}", max_depth=MAX_EXPORT_DEPTH)
         if not isinstance(record, dict):
             raise InvalidInputError(f"import line {n} is not a JSON object")
         records.append(record)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,27 @@ from memp.embed import CachedEmbedder, HashingEmbedder, MiniLMEmbedder
 from memp.types import Step, Task, Trajectory
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# MEMP_NO_SHARED=1 runs the tests as on a fresh clone with no ../shared beside it (.ci/run does, after
+# `make test`): every lookup of the official data, here and in memp, then finds nothing.
+NO_SHARED = bool(os.environ.get("MEMP_NO_SHARED"))
+SHARED = REPO.parent / ("shared-hidden-by-MEMP_NO_SHARED" if NO_SHARED else "shared")
+if NO_SHARED:
+    os.environ["MEMP_TRAVELPLANNER_DATA"] = str(SHARED / "travelplanner")
+    os.environ.pop("ALFWORLD_DATA", None)
+
+# Fixtures that read ../shared, or generate data in its place when it is absent.
+SHARED_FIXTURES = {"alfworld_game", "official_root", "travel_db", "travel_train"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark `shared` every test that reads ../shared: `-m shared` selects them (.ci/run reruns them
+    with MEMP_NO_SHARED=1, as on a machine without the data)."""
+    travelplanner = REPO / "tests" / "envs" / "travelplanner"
+    for item in items:
+        reasons = " ".join(str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif"))
+        if ("../shared" in reasons or SHARED_FIXTURES & set(item.fixturenames)
+                or travelplanner in Path(item.path).parents):
+            item.add_marker(pytest.mark.shared)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -12,7 +11,9 @@ pytest.importorskip("alfworld", reason="needs the ALFWorld engine: pip install -
 
 from memp.agents.offline_alfworld import OfflineAlfworldAgent, World, norm  # noqa: E402
 
-OFFICIAL = Path(__file__).resolve().parents[2].parent / "shared" / "alfworld" / "json_2.1.1"
+from tests.conftest import SHARED  # noqa: E402
+
+OFFICIAL = SHARED / "alfworld" / "json_2.1.1"
 needs_official = pytest.mark.skipif(not OFFICIAL.is_dir(), reason="needs ../shared/alfworld (official ALFWorld games)")
 
 

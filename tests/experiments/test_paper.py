@@ -7,7 +7,9 @@ import pytest
 
 pytest.importorskip("alfworld", reason="needs the ALFWorld engine: pip install -e '.[alfworld]'")
 
-OFFICIAL = Path(__file__).resolve().parents[2].parent / "shared" / "alfworld"
+from tests.conftest import SHARED  # noqa: E402
+
+OFFICIAL = SHARED / "alfworld"
 
 
 @pytest.mark.slow

@@ -1,13 +1,13 @@
 """Episodes played as Ray tasks on a local Ray instance give the same results as in-process."""
 
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("alfworld", reason="needs the ALFWorld engine: pip install -e '.[alfworld]'")
 pytest.importorskip("ray", reason="needs the ray extra: pip install -e '.[ray]'")
 
-OFFICIAL = Path(__file__).resolve().parents[2].parent / "shared" / "alfworld" / "json_2.1.1"
+from tests.conftest import SHARED  # noqa: E402
+
+OFFICIAL = SHARED / "alfworld" / "json_2.1.1"
 
 
 @pytest.mark.slow

@@ -197,9 +197,14 @@ def test_adjustment_revises_or_leaves_memory_unchanged(llama_server: LlamaServer
 # ---- the runner's LLM player in worker processes (the scripted server: fast, no model) -----------
 
 
-def test_llm_player_in_worker_processes(fault_server, alfworld_game, tmp_path) -> None:
+def test_llm_player_in_worker_processes(fault_server, alfworld_game, tmp_path, monkeypatch) -> None:
     from memp.experiments.alfworld import AlfworldPlayer, LLMSettings, episode_tasks
 
+    from . import servers
+
+    # A generated game's text (no ../shared) is longer than the official one's: the test is about
+    # worker processes, so the fake model gets a window that fits either.
+    monkeypatch.setattr(servers, "FAULT_CONTEXT_CHARS", 20_000)
     fault_server.state.default_text = "Thought: first look around\nAction: look"
     settings = LLMSettings(fault_server.base_url, fault_server.model, fault_server.api_key, timeout=10.0)
     tasks = episode_tasks([alfworld_game, alfworld_game])

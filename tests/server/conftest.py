@@ -9,7 +9,7 @@ pytest.importorskip("fastapi", reason="service tests need the 'service' extra")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from memp.embed import HashingEmbedder  # noqa: E402
-from memp.server.rest import BodyLimit, ServiceConfig, create_app  # noqa: E402
+from memp.server.rest import ServiceConfig, create_app  # noqa: E402
 from memp.store import SQLiteStore  # noqa: E402
 from tests.pg import pg_database, pg_server, pg_url  # noqa: E402,F401  (fixtures)
 
@@ -25,7 +25,7 @@ def auth(token: str = TOKEN_A) -> dict[str, str]:
 def make_client(store, max_body_bytes: int = 256 * 1024, **options) -> TestClient:
     config = ServiceConfig(store=store, tokens=TOKENS, embedder=HashingEmbedder(),
                            max_body_bytes=max_body_bytes, **options)
-    return TestClient(BodyLimit(create_app(config), max_body_bytes), raise_server_exceptions=False)
+    return TestClient(create_app(config), raise_server_exceptions=False)
 
 
 @pytest.fixture

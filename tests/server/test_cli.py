@@ -57,6 +57,17 @@ def test_serve_without_tokens_says_how_to_set_them(tmp_path):
     assert out.returncode == 1 and "MEMP_TOKENS" in out.stderr
 
 
+def test_an_unknown_strategy_stops_serve_and_mcp_before_any_database_is_created(tmp_path):
+    env = {**os.environ, "MEMP_TOKENS": f"{TOKEN_A}=team-a"}
+    for command in ("serve", "mcp"):
+        db = tmp_path / f"{command}.db"
+        out = subprocess.run([sys.executable, "-c", "from memp.cli._common import run; "
+                              "from memp.server.cli import app; run(app)", command, "--db", str(db),
+                              "--update", "bogus"], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1 and "unknown update strategy 'bogus'" in out.stderr, out.stderr
+        assert not db.exists()
+
+
 def test_mcp_over_streamable_http(tmp_path):
     import asyncio
 

@@ -52,7 +52,7 @@ from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from memp.embed import HashingEmbedder  # noqa: E402
-from memp.server.rest import BodyLimit, ServiceConfig, create_app  # noqa: E402
+from memp.server.rest import ServiceConfig, create_app  # noqa: E402
 from memp.store import SQLiteStore  # noqa: E402
 from memp.types import Procedure  # noqa: E402
 from tests.server.conftest import TOKEN_A, TOKEN_B, TOKENS  # noqa: E402
@@ -95,7 +95,7 @@ def service(tmp_path_factory):
         store.put(Procedure(namespace="team-b", key=f"task {i:03d} of a larger memory", builder="script"))
     config = ServiceConfig(store=store, tokens=TOKENS, embedder=HashingEmbedder(),
                            experiments=_experiments(tmp / "experiments"))
-    server = uvicorn.Server(uvicorn.Config(BodyLimit(create_app(config), config.max_body_bytes),
+    server = uvicorn.Server(uvicorn.Config(create_app(config),
                                            host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import sqlite3
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from memp._errors import MempError, StoreError
+from memp._errors import MempError, StoreCorruptError, StoreError, UnknownStrategyError
+
+if TYPE_CHECKING:
+    from memp.store import Store
 
 console = Console()
 err_console = Console(stderr=True)
@@ -23,7 +29,9 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-DbOpt = Annotated[Path, typer.Option("--db", help="Memory database file.", envvar="MEMP_DB")]
+# A string, not a Path: Path("postgresql://u:pw@host/db") would fold the '//' into one '/'.
+DbOpt = Annotated[str, typer.Option("--db", help="Memory database: an SQLite file or a postgresql:// URL.",
+                                    envvar="MEMP_DB")]
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Namespace inside the database.",
                                            envvar="MEMP_NAMESPACE")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output as a table or as JSON.")]
@@ -36,14 +44,81 @@ def typer_app(help: str) -> typer.Typer:
                        pretty_exceptions_enable=False)
 
 
-def existing_db(path: Path) -> Path:
-    """Read-only commands must not create an empty database by mistake."""
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^:@/\s]*):[^@/\s]*@")
+_DSN_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """The text with every URL's password (and any libpq ``password=``) replaced by ***."""
+    return _DSN_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", text))
+
+
+def is_url(db: str) -> bool:
+    return db.startswith(("postgresql://", "postgres://"))
+
+
+def existing_db(db: str | Path) -> Path:
+    """Commands that only use a memory must not create an empty database by mistake."""
+    path = Path(db)
     if path.is_dir():
         raise StoreError(f"--db {path} is a directory; give the database file inside it")
     if not path.exists():
         raise StoreError(f"no memory database at {path}; create one with `memp memory add` "
                          "or `memp memory import`, or pass --db")
     return path
+
+
+def open_existing(db: str) -> Store:
+    """The memory at ``db`` (a file that must exist, or a URL), opened as ``Memory.open`` does."""
+    from memp.store import open_store
+
+    return open_store(db if is_url(db) else existing_db(db))
+
+
+def open_for_reading(db: str) -> Store:
+    """``open_existing`` for commands that only read: the file given is never written.
+
+    Opening an SQLite file as a store switches it to WAL mode and migrates it; a file where that
+    would change a byte (not a memp database, or an older schema) is refused before it is opened.
+    """
+    if not is_url(db):
+        _check_unchanged_on_open(existing_db(db))
+    return open_existing(db)
+
+
+def _check_unchanged_on_open(path: Path) -> None:
+    from memp.store.sqlite import SCHEMA_VERSION
+
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            journal = con.execute("PRAGMA journal_mode").fetchone()[0]
+            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() \
+                if "meta" in tables else None
+        finally:
+            con.close()
+    except sqlite3.DatabaseError as err:
+        raise StoreCorruptError(f"{path} is not a readable memp database ({err}); "
+                                "check the path, or restore the file from a backup or an export") from None
+    if row is None:
+        raise StoreCorruptError(f"{path} is not a memp database (no memp tables); check the path")
+    if int(row[0]) < SCHEMA_VERSION or journal.lower() != "wal":
+        raise StoreError(f"{path} was written by an older memp; upgrade it once with a command that "
+                         "writes (e.g. `memp memory deprecate`), after a backup")
+
+
+def check_strategies(**names: str) -> None:
+    """An unknown strategy name is refused before a database is opened (or created) for nothing."""
+    from memp.build import BUILDERS
+    from memp.retrieve import RETRIEVERS
+    from memp.update import UPDATERS
+
+    known = {"build": BUILDERS, "update": UPDATERS, "retrieve": RETRIEVERS}
+    for kind, name in names.items():
+        if name not in known[kind]:
+            raise UnknownStrategyError(f"unknown {kind} strategy {name!r}; choose one of: "
+                                       f"{', '.join(known[kind])}")
 
 
 def print_json(data: Any) -> None:
@@ -53,9 +128,12 @@ def print_json(data: Any) -> None:
 def run(app: typer.Typer) -> None:
     """Run a typer app, turning memp's own errors into one clear line and exit code 1."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a command's typer.Exit code instead of exiting.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except MempError as err:
-        err_console.print(Text.assemble(("error: ", "bold red"), str(err)), soft_wrap=True)
+        err_console.print(Text.assemble(("error: ", "bold red"), redact(str(err))), soft_wrap=True)
         sys.exit(1)
     except typer.Exit as exit_:
         sys.exit(exit_.exit_code)
@@ -67,4 +145,10 @@ def run(app: typer.Typer) -> None:
         if isinstance(err, click.ClickException):
             err.show()
             sys.exit(err.exit_code)
-        raise
+        if os.environ.get("MEMP_DEBUG"):
+            raise
+        # A bug: one line (its text may hold a URL, so redacted), not a traceback to a user.
+        err_console.print(Text.assemble(("error: ", "bold red"), redact(f"{type(err).__name__}: {err}"),
+                                        " (a bug in memp; rerun with MEMP_DEBUG=1 for the traceback "
+                                        "and report it)"), soft_wrap=True)
+        sys.exit(1)

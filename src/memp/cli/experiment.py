@@ -10,7 +10,15 @@ import typer
 
 from memp._errors import InvalidInputError
 from memp.cli._common import console, typer_app
-from memp.llm.options import LLMApiKeyOpt, LLMBaseUrlOpt, LLMCacheOpt, LLMModelOpt, LLMPriceOpt, parse_price
+from memp.llm.options import (
+    LLMApiKeyOpt,
+    LLMBaseUrlOpt,
+    LLMCacheOpt,
+    LLMModelOpt,
+    LLMPriceOpt,
+    LLMTimeoutOpt,
+    parse_price,
+)
 
 app = typer_app("Reproduce the Memp paper's analyses.")
 bench_app = typer_app("Full benchmark runs (longer than the demo).")
@@ -52,7 +60,7 @@ def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfwo
           n_test: Annotated[Optional[int], typer.Option(help="Test games/queries (default: all).")] = None,
           workers: int = 2, llm_base_url: LLMBaseUrlOpt = None, llm_model: LLMModelOpt = None,
           llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None, llm_price: LLMPriceOpt = None,
-          memory_from: MemoryFromOpt = None,
+          llm_timeout: LLMTimeoutOpt = 60.0, memory_from: MemoryFromOpt = None,
           ray: Annotated[Optional[str], typer.Option(
               "--ray", help="Play episodes on Ray: 'local', or a cluster address (ALFWorld only).")] = None,
           n_validation: Annotated[Optional[int], typer.Option(
@@ -67,6 +75,7 @@ def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfwo
     if agent is AgentKind.llm:
         llm = LLMSettings(base_url=llm_base_url, model=llm_model, api_key=llm_api_key,
                           cache=str(llm_cache) if llm_cache else str(out / "llm-cache.sqlite"), price=price,
+                          timeout=llm_timeout,
                           # TravelPlanner's ReAct replies carry tool arguments; ALFWorld's are short.
                           max_tokens=256 if env is Env.travelplanner else 96)
     if env is Env.travelplanner:

@@ -10,26 +10,38 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from memp._errors import InvalidInputError, InvalidTrajectoryError
+from memp._errors import (
+    InvalidInputError,
+    InvalidTrajectoryError,
+    MempError,
+    TrajectoryConflictError,
+)
 from memp.cli._common import (
     DbOpt,
     EmbedderOpt,
     FormatOpt,
     NamespaceOpt,
     OutputFormat,
+    check_strategies,
     console,
+    err_console,
     existing_db,
+    is_url,
+    open_existing,
+    open_for_reading,
     print_json,
+    redact,
     typer_app,
 )
-from memp.llm.options import LLMApiKeyOpt, LLMBaseUrlOpt, LLMCacheOpt, LLMModelOpt
-from memp.store import SQLiteStore
-from memp.store.base import read_export, text_lines, write_export
-from memp.types import Procedure, trajectory_from_json
+from memp.llm.options import LLMApiKeyOpt, LLMBaseUrlOpt, LLMCacheOpt, LLMModelOpt, LLMTimeoutOpt
+from memp.storable import MAX_DEPTH, MAX_EXPORT_DEPTH, loads_storable
+from memp.store import Store, check_namespace, open_store
+from memp.store.base import parse_export, text_lines, write_export
+from memp.types import Procedure, Trajectory, trajectory_from_dict
 
 app = typer_app("Look at, move and curate a procedural memory.")
 
-DEFAULT_DB = Path("memp.db")
+DEFAULT_DB = "memp.db"
 
 
 def _rate(p: Procedure) -> str:
@@ -50,7 +62,7 @@ def list_(db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
     """List procedures (newest version of each), newest first."""
     if status not in (None, "active", "deprecated"):
         raise InvalidInputError(f"--status must be 'active' or 'deprecated', got {status!r}")
-    with SQLiteStore(existing_db(db)) as store:
+    with open_for_reading(db) as store:
         procedures = store.list(namespace, status=status, task_type=task_type, limit=limit, offset=offset)
         total = store.count(namespace, status=status)
     if format is OutputFormat.json:
@@ -69,7 +81,7 @@ def show(procedure_id: str, db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "d
          version: Annotated[Optional[int], typer.Option(help="A past version.")] = None,
          format: FormatOpt = OutputFormat.table) -> None:
     """Show one procedure: script, steps, pitfalls, statistics, provenance."""
-    with SQLiteStore(existing_db(db)) as store:
+    with open_for_reading(db) as store:
         p = store.get(namespace, _resolve(store, namespace, procedure_id), version)
     if format is OutputFormat.json:
         return print_json(p.model_dump(mode="json", exclude={"embedding", "keyword_embeddings"}))
@@ -87,7 +99,7 @@ def show(procedure_id: str, db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "d
 def history(procedure_id: str, db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
             format: FormatOpt = OutputFormat.table) -> None:
     """Every version and event of a procedure, oldest first."""
-    with SQLiteStore(existing_db(db)) as store:
+    with open_for_reading(db) as store:
         pid = _resolve(store, namespace, procedure_id)
         versions = store.history(namespace, pid)
         events = store.events(namespace, pid)
@@ -109,7 +121,7 @@ def history(procedure_id: str, db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt =
 def stats(db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
           format: FormatOpt = OutputFormat.table) -> None:
     """Counts of procedures, uses and events in a namespace."""
-    with SQLiteStore(existing_db(db)) as store:
+    with open_for_reading(db) as store:
         events = store.events(namespace)
         data = {
             "namespace": namespace,
@@ -124,7 +136,7 @@ def stats(db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
         }
     if format is OutputFormat.json:
         return print_json(data)
-    table = Table(title=f"memory {db} · namespace {namespace}")
+    table = Table(title=f"memory {redact(db)} · namespace {namespace}")
     table.add_column("what")
     table.add_column("count", justify="right")
     for key, value in data.items():
@@ -136,7 +148,7 @@ def stats(db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
 def deprecate(procedure_id: str, db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
               reason: Annotated[str, typer.Option(help="Why, for the record.")] = "deprecated by hand") -> None:
     """Stop retrieving a procedure (it is kept, and can be restored)."""
-    with SQLiteStore(existing_db(db)) as store:
+    with open_existing(db) as store:
         p = store.set_status(namespace, _resolve(store, namespace, procedure_id), "deprecated", reason=reason)
     console.print(f"deprecated {p.ref}", highlight=False)
 
@@ -145,7 +157,7 @@ def deprecate(procedure_id: str, db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt
 def restore(procedure_id: str, db: DbOpt = DEFAULT_DB, namespace: NamespaceOpt = "default",
             reason: Annotated[str, typer.Option(help="Why, for the record.")] = "restored by hand") -> None:
     """Make a deprecated procedure retrievable again, with a fresh record of uses."""
-    with SQLiteStore(existing_db(db)) as store:
+    with open_existing(db) as store:
         p = store.set_status(namespace, _resolve(store, namespace, procedure_id), "active", reason=reason)
     console.print(f"restored {p.ref}", highlight=False)
 
@@ -156,7 +168,7 @@ def export(db: DbOpt = DEFAULT_DB,
                                                             help="Only this namespace (default: all).")] = None,
            out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file, or - for stdout.")] = Path("-")) -> None:
     """Write the memory, with versions, provenance and events, as JSON Lines."""
-    with SQLiteStore(existing_db(db)) as store:
+    with open_for_reading(db) as store:
         if str(out) == "-":
             sys.stdout.writelines(json.dumps(r, sort_keys=True) + "\n" for r in store.export_records(namespace))
             return
@@ -170,13 +182,13 @@ def import_(source: Annotated[Path, typer.Argument(help="A JSONL file written by
             namespace: Annotated[Optional[str], typer.Option("--namespace", "-n",
                                                              help="Import everything into this namespace.")] = None) -> None:
     """Load an export: all records are checked first, then written in one transaction."""
-    records = read_export(source)
-    if db.is_dir():
-        existing_db(db)
-    with SQLiteStore(db) as store:
+    records = [_json_line(source, n, line, max_depth=MAX_EXPORT_DEPTH)
+               for n, line in enumerate(text_lines(source), 1)]
+    parse_export(records, namespace)  # checked before the database is opened: a bad file creates none
+    with _open_for_writing(db) as store:
         counts = store.import_records(records, namespace=namespace)
     console.print(f"imported {counts['procedures']} procedure versions, {counts['trajectories']} "
-                  f"trajectories, {counts['events']} events into {db}", highlight=False)
+                  f"trajectories, {counts['events']} events into {redact(db)}", highlight=False)
 
 
 @app.command()
@@ -185,30 +197,89 @@ def add(source: Annotated[Path, typer.Argument(help="Trajectories, one JSON obje
         build: Annotated[str, typer.Option(help="trajectory, script or proceduralization.")] = "proceduralization",
         update: Annotated[str, typer.Option(help="vanilla, validation or adjustment.")] = "validation",
         embedder: EmbedderOpt = "minilm", llm_base_url: LLMBaseUrlOpt = None, llm_model: LLMModelOpt = None,
-        llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None) -> None:
-    """Learn from recorded trajectories (each is checked before any is stored).
+        llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None,
+        llm_timeout: LLMTimeoutOpt = 60.0) -> None:
+    """Learn from recorded trajectories: every line is checked before any is stored.
 
     With --llm-model (or MEMP_LLM_MODEL), scripts, keywords and adjustments come from the model."""
     from memp.embed import make_embedder
     from memp.memory import Memory
 
-    trajectories = []
-    for n, line in enumerate(text_lines(source), 1):
-        try:
-            trajectories.append(trajectory_from_json(line))
-        except InvalidTrajectoryError as err:
-            raise InvalidTrajectoryError(f"{source} line {n}: {err}") from None
-    if db.is_dir():
-        existing_db(db)
-    llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache)
-    with Memory.open(db, namespace=namespace, build=build, update=update,
+    # Everything that can be checked is checked before the database is opened (or created).
+    check_namespace(namespace)
+    check_strategies(build=build, update=update)
+    trajectories = _read_trajectories(source)
+    llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache, llm_timeout)
+    with Memory.open(_writable_location(db), namespace=namespace, build=build, update=update,
                      embedder=make_embedder(embedder), llm=llm) as mem:
-        reports = [mem.update(t) for t in trajectories]
+        _refuse_conflicts(mem.store, namespace, trajectories, source)
+        reports = []
+        for n, t in enumerate(trajectories, 1):
+            try:
+                reports.append(mem.update(t))
+            except MempError:
+                if reports:  # a model or database failure mid-way: say what is already stored
+                    err_console.print(f"stored the first {len(reports)} of {len(trajectories)} "
+                                      f"trajectories before trajectory {n} failed; rerun with the "
+                                      "rest", highlight=False)
+                raise
     added = sum(len(r.added) for r in reports)
     merged = sum(len(r.merged) for r in reports)
     skipped = sum(1 for r in reports if r.skipped)
     console.print(f"{len(trajectories)} trajectories: {added} procedures added, {merged} merged "
                   f"into existing ones, {skipped} skipped", highlight=False)
+
+
+def _json_line(source: Path, n: int, line: str, max_depth: int = MAX_DEPTH):
+    return loads_storable(line, f"{source} line {n}", max_depth=max_depth)
+
+
+def _read_trajectories(source: Path) -> list[Trajectory]:
+    """Every line parsed and validated, and no id twice with different content; or an error."""
+    trajectories: list[Trajectory] = []
+    seen: dict[str, int] = {}
+    for n, line in enumerate(text_lines(source), 1):
+        try:
+            t = trajectory_from_dict(_json_line(source, n, line))
+        except InvalidTrajectoryError as err:
+            raise InvalidTrajectoryError(f"{source} line {n}: {err}") from None
+        if t.id in seen and _content(trajectories[seen[t.id]]) != _content(t):
+            raise TrajectoryConflictError(
+                f"{source} line {n}: trajectory id {t.id!r} is also on line {seen[t.id] + 1} with other "
+                "content; give each run its own id")
+        seen.setdefault(t.id, len(trajectories))
+        trajectories.append(t)
+    return trajectories
+
+
+def _refuse_conflicts(store: Store, namespace: str, trajectories: list[Trajectory], source: Path) -> None:
+    """A stored run is never replaced: an id already stored with other content stops the whole file."""
+    from memp._errors import ProcedureNotFoundError
+
+    for n, t in enumerate(trajectories, 1):
+        try:
+            stored = store.get_trajectory(namespace, t.id)
+        except ProcedureNotFoundError:
+            continue
+        if _content(stored) != _content(t):
+            raise TrajectoryConflictError(
+                f"{source} line {n}: trajectory id {t.id!r} is already stored in namespace "
+                f"{namespace!r} with other content; nothing was added (give the run a new id)")
+
+
+def _content(t: Trajectory) -> dict:
+    return t.model_dump(mode="json")
+
+
+def _writable_location(db: str) -> str:
+    if not is_url(db) and Path(db).is_dir():
+        existing_db(db)  # raises its "is a directory" message
+    return db
+
+
+def _open_for_writing(db: str) -> Store:
+    """The memory at ``db``, created if it is a new file: opened exactly as ``Memory.open`` does."""
+    return open_store(_writable_location(db))
 
 
 @app.command()
@@ -217,14 +288,17 @@ def retrieve(task: Annotated[str, typer.Argument(help="The task description.")],
              strategy: Annotated[str, typer.Option("--retrieve", help="random, query, avefact or hybrid.")] = "query",
              k: int = 3, embedder: EmbedderOpt = "minilm", format: FormatOpt = OutputFormat.table,
              llm_base_url: LLMBaseUrlOpt = None, llm_model: LLMModelOpt = None,
-             llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None) -> None:
+             llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None,
+             llm_timeout: LLMTimeoutOpt = 60.0) -> None:
     """Show the procedures memory would give an agent for a task (--llm-model: keywords by the model)."""
     from memp.embed import make_embedder
     from memp.memory import Memory
 
-    llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache)
-    with Memory.open(existing_db(db), namespace=namespace, retrieve=strategy,
-                     embedder=make_embedder(embedder), llm=llm) as mem:
+    check_namespace(namespace)
+    check_strategies(retrieve=strategy)
+    llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache, llm_timeout)
+    with Memory(open_for_reading(db), namespace=namespace, retrieve=strategy,
+                embedder=make_embedder(embedder), llm=llm) as mem:
         hits = mem.retrieve(task, k=k)
     if format is OutputFormat.json:
         return print_json([{"score": h.score, **_summary(h.procedure)} for h in hits])
@@ -234,7 +308,7 @@ def retrieve(task: Annotated[str, typer.Argument(help="The task description.")],
         console.print()
 
 
-def _llm(base_url, model, api_key, cache):
+def _llm(base_url, model, api_key, cache, timeout):
     """A client when a model is named (option or MEMP_LLM_MODEL); None keeps memp LLM-free."""
     import os
 
@@ -242,10 +316,10 @@ def _llm(base_url, model, api_key, cache):
         return None
     from memp.llm.options import client_from_options
 
-    return client_from_options(base_url, model, api_key, cache=cache)
+    return client_from_options(base_url, model, api_key, cache=cache, timeout=timeout)
 
 
-def _resolve(store: SQLiteStore, namespace: str, prefix: str) -> str:
+def _resolve(store: Store, namespace: str, prefix: str) -> str:
     """Accept a unique prefix of an id, as git does for commits."""
     ids = store.ids_with_prefix(namespace, prefix, limit=2)
     if len(ids) > 1:

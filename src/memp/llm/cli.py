@@ -59,7 +59,6 @@ def serve(
 
     Then, in another shell: MEMP_LLM_BASE_URL=http://127.0.0.1:8080/v1 MEMP_LLM_MODEL=smollm2 memp llm check
     """
-    import subprocess
     import tempfile
     from pathlib import Path
 
@@ -69,6 +68,7 @@ def serve(
         llama_server_command,
         llama_server_config,
         missing_for_llama_server,
+        run_until_stopped,
     )
 
     missing = missing_for_llama_server()
@@ -81,12 +81,9 @@ def serve(
         )
         typer.echo(
             f"serving SmolLM2-135M at http://{host}:{port}/v1 as model {CHAT_ALIAS!r} "
-            f"(embeddings: {EMBED_ALIAS!r}); Ctrl-C stops it"
+            f"(embeddings: {EMBED_ALIAS!r}); Ctrl-C or SIGTERM stops it"
         )
-        try:
-            code = subprocess.call(command)
-        except KeyboardInterrupt:
-            code = 0
+        code = run_until_stopped(command)
     raise typer.Exit(code)
 
 

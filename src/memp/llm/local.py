@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 from memp.llm.errors import LLMConfigError
@@ -68,6 +71,39 @@ def llama_server_command(config: dict[str, object], config_path: Path) -> list[s
     return [sys.executable, "-m", "llama_cpp.server", "--config_file", str(config_path)]
 
 
+def run_until_stopped(command: list[str], *, grace: float = 10.0) -> int:
+    """Run the server command until it exits, or until SIGTERM or SIGINT stops it (exit code 0).
+
+    Python's default SIGTERM ends this process at once and leaves the child serving, holding its
+    port; so both signals are turned into stopping the child, killed if it outlives ``grace``.
+    """
+    child = subprocess.Popen(command)
+    stopped_at: float | None = None
+
+    def stop(signum, frame) -> None:
+        nonlocal stopped_at
+        if stopped_at is None:
+            stopped_at = time.monotonic()
+            child.terminate()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while True:
+            try:
+                code = child.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if stopped_at is not None and time.monotonic() - stopped_at > grace:
+                    child.kill()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if child.poll() is None:  # this process is failing: never leave the server behind
+            child.kill()
+            child.wait()
+    return 0 if stopped_at is not None else code
+
+
 __all__ = [
     "CHAT_ALIAS",
     "EMBED_ALIAS",
@@ -75,5 +111,6 @@ __all__ = [
     "llama_server_command",
     "llama_server_config",
     "missing_for_llama_server",
+    "run_until_stopped",
     "smollm2_gguf",
 ]

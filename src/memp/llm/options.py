@@ -71,7 +71,8 @@ LLMPriceOpt = Annotated[
 ]
 LLMTimeoutOpt = Annotated[
     float,
-    typer.Option("--llm-timeout", min=0.1, help="Seconds to wait for one answer", rich_help_panel=_PANEL),
+    typer.Option("--llm-timeout", min=0.1, rich_help_panel=_PANEL,
+                 help="Seconds to wait for one answer (each attempt; a call makes up to 5)"),
 ]
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from memp.cli._common import EmbedderOpt, typer_app
+from memp.cli._common import EmbedderOpt, check_strategies, typer_app
 
 app = typer_app("Serve procedural memory to many agents: REST and MCP.")
 
@@ -30,6 +30,7 @@ def serve(db: DbArg = "memp.db", host: HostOpt = "127.0.0.1", port: int = 8080,
     from memp.server.auth import load_tokens
     from memp.server.rest import serve as run
 
+    check_strategies(build=build, retrieve=retrieve, update=update)
     run(db, host=host, port=port, tokens=load_tokens(tokens), embedder=embedder, max_body_bytes=max_body,
         build=build, retrieve=retrieve, update=update, k=k, experiments=experiments)
 
@@ -43,5 +44,6 @@ def mcp(db: DbArg = "memp.db",
     """Run the MCP server: tools retrieve_procedures, record_trajectory, report_outcome."""
     from memp.server.mcp import run_server
 
+    check_strategies(build=build, retrieve=retrieve, update=update)
     run_server(db, namespace=namespace, embedder=embedder, transport=transport, host=host, port=port,
                build=build, retrieve=retrieve, update=update)

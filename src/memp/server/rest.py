@@ -9,6 +9,7 @@ namespace, so no request can name another one. Errors are JSON, always shaped
     400 bad_request          (the body is not what the endpoint reads, e.g. bad JSON lines)
     401 unauthorized         missing or unknown token
     404 not_found            no such procedure, version or route
+    409 conflict             a trajectory id already stored with other content (nothing replaced)
     413 payload_too_large    body above the configured limit
     422 invalid_input        memp refused the data (validation, strategy names, versions)
     500 internal_error       a bug: the message says to report it
@@ -39,11 +40,13 @@ from memp._errors import (
     MempError,
     ProcedureNotFoundError,
     StoreError,
+    TrajectoryConflictError,
 )
 from memp.embed import Embedder, make_embedder
 from memp.memory import Memory
 from memp.retrieve import RETRIEVERS, Retriever, make_retriever
 from memp.server import inspector
+from memp.storable import MAX_EXPORT_DEPTH, NotJSONError, loads_storable
 from memp.server.auth import TokenMap
 from memp.store import Store, open_store
 from memp.store.base import Order, Sort
@@ -168,11 +171,7 @@ def _describe_validation(err: RequestValidationError) -> str:
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-# -- body size limit --------------------------------------------------------------------------
-
-
-class _TooLarge(Exception):
-    pass
+# -- request bodies ---------------------------------------------------------------------------
 
 
 def _too_large_message(limit: int) -> str:
@@ -180,7 +179,12 @@ def _too_large_message(limit: int) -> str:
 
 
 class BodyLimit:
-    """Refuses bodies above ``limit`` bytes with 413, whether or not Content-Length is sent."""
+    """Reads each request body whole before any endpoint sees it.
+
+    Above ``limit`` bytes it is 413, with or without Content-Length (a chunked body is counted as
+    it arrives, so the endpoint never meets a half-read body). A JSON body that memp could not
+    store (see ``memp.storable``) is 422 here, before any endpoint starts a write.
+    """
 
     def __init__(self, app, limit: int) -> None:
         self.app = app
@@ -189,33 +193,45 @@ class BodyLimit:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        message = _too_large_message(self.limit)
-        length = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            return await _error(413, "payload_too_large", message)(scope, receive, send)
-        seen = 0
-        started = False
-
-        async def counting_receive():
-            nonlocal seen
+            return await _error(413, "payload_too_large", _too_large_message(self.limit))(scope, receive, send)
+        body = bytearray()
+        while True:
             msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return msg
+            if msg["type"] != "http.request":
+                return  # the client went away before sending its body
+            body += msg.get("body", b"")
+            if len(body) > self.limit:
+                return await _error(413, "payload_too_large", _too_large_message(self.limit))(scope, receive, send)
+            if not msg.get("more_body", False):
+                break
+        if body and _is_json(headers.get(b"content-type")):
+            try:
+                loads_storable(bytes(body), "the request body")
+            except NotJSONError:
+                pass  # not JSON at all: the endpoint says what it expected (JSON lines, say)
+            except InvalidInputError as err:
+                return await _error(422, "invalid_input", str(err))(scope, receive, send)
+        replayed = False
 
-        async def tracking_send(msg):
-            nonlocal started
-            if msg["type"] == "http.response.start":
-                started = True
-            await send(msg)
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _error(413, "payload_too_large", message)(scope, receive, send)
+        await self.app(scope, replay, send)
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    # FastAPI reads a body without a content type as JSON too.
+    if not content_type:
+        return True
+    kind = content_type.split(b";")[0].strip().lower()
+    return kind == b"application/json" or kind.endswith(b"+json")
 
 
 # -- the application --------------------------------------------------------------------------
@@ -262,9 +278,11 @@ def create_app(config: ServiceConfig) -> FastAPI:
         title="memp",
         version=memp.__version__,
         description="Procedural memory for LLM agents: record runs, retrieve procedures, report outcomes.",
-        responses={code: {"model": ErrorBody} for code in (401, 404, 413, 422, 500, 503)},
+        responses={code: {"model": ErrorBody} for code in (401, 404, 409, 413, 422, 500, 503)},
     )
     app.state.service = service
+    # Outermost, so no endpoint or exception handler ever meets an over-limit or unstorable body.
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
 
     def namespace(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> str:
         ns = service.tokens.namespace(credentials.credentials if credentials else None)
@@ -282,11 +300,6 @@ def create_app(config: ServiceConfig) -> FastAPI:
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
-    @app.exception_handler(_TooLarge)
-    async def _too_large(request: Request, exc: _TooLarge) -> JSONResponse:
-        # Raised by BodyLimit's receive while an endpoint reads a body sent without a length.
-        return _error(413, "payload_too_large", _too_large_message(config.max_body_bytes))
-
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(422, "invalid_input", _describe_validation(exc))
@@ -294,12 +307,17 @@ def create_app(config: ServiceConfig) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, kind, str(exc.detail))
+        message = str(exc.detail)
+        if exc.status_code in (404, 405) and message in ("Not Found", "Method Not Allowed"):
+            message = f"no route {request.method} {request.url.path[:200]}; the API is listed at /docs"
+        return _error(exc.status_code, kind, message)
 
     @app.exception_handler(MempError)
     async def _memp(request: Request, exc: MempError) -> JSONResponse:
         if isinstance(exc, ProcedureNotFoundError):
             return _error(404, "not_found", str(exc))
+        if isinstance(exc, TrajectoryConflictError):
+            return _error(409, "conflict", str(exc))
         if isinstance(exc, InvalidInputError):
             return _error(422, "invalid_input", str(exc))
         if isinstance(exc, (StoreError, EmbeddingError)):
@@ -413,6 +431,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     async def import_(request: Request, ns: str = Depends(namespace)) -> ImportResult:
         """JSON lines from an export, written into this token's namespace: all or nothing."""
         records = _json_lines(await request.body())
+        _check_vectors(records, config.embedder.dim)
         from starlette.concurrency import run_in_threadpool
 
         counts = await run_in_threadpool(config.store.import_records, records, namespace=ns)
@@ -424,9 +443,31 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
 def _resolve(store: Store, namespace: str, ref: str) -> Procedure:
     pid, sep, version = ref.partition("@v")
-    if not pid or (sep and not version.isdigit()):
-        raise InvalidInputError(f"bad procedure ref {ref!r}; use id@vN (as retrieve returns) or id")
+    # ASCII digits only ("²".isdigit() is true), and few enough for the database's integers.
+    if not pid or (sep and not (version.isascii() and version.isdigit() and len(version) <= 9)):
+        raise InvalidInputError(f"bad procedure ref {ref[:80]!r}; use id@vN (as retrieve returns) or id")
     return store.get(namespace, pid, int(version) if sep else None)
+
+
+def _check_vectors(records: list[dict[str, Any]], dim: int) -> None:
+    """Every imported vector must have the service embedder's shape, or retrieval breaks later."""
+    for n, record in enumerate(records, 1):
+        procedure = record.get("procedure") if record.get("type") == "procedure" else None
+        if not isinstance(procedure, dict):
+            continue
+        vectors = {"embedding": procedure.get("embedding")}
+        keyword_vectors = procedure.get("keyword_embeddings")
+        if isinstance(keyword_vectors, dict):
+            vectors |= {f"keyword_embeddings.{k}": v for k, v in keyword_vectors.items()}
+        for name, vector in vectors.items():
+            if vector is None and name == "embedding":
+                continue
+            if not (isinstance(vector, list) and len(vector) == dim
+                    and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vector)):
+                shape = f"{len(vector)} values" if isinstance(vector, list) else type(vector).__name__
+                raise InvalidInputError(
+                    f"import record {n}: procedure {name} has {shape}, not the {dim} numbers of this "
+                    "service's embedder; export from a memory built with the same embedder")
 
 
 def _json_lines(body: bytes) -> list[dict[str, Any]]:
@@ -438,10 +479,7 @@ def _json_lines(body: bytes) -> list[dict[str, Any]]:
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InvalidInputError(f"import line {n} is not JSON: {err.msg}") from None
+        record = loads_storable(line, f"import line {n}", max_depth=MAX_EXPORT_DEPTH)
         if not isinstance(record, dict):
             raise InvalidInputError(f"import line {n} is not a JSON object")
         records.append(record)
@@ -452,11 +490,11 @@ def _json_lines(body: bytes) -> list[dict[str, Any]]:
 
 def build_app(db: str, *, tokens: dict[str, str], embedder: str | Embedder = "minilm",
               max_body_bytes: int = DEFAULT_MAX_BODY, **options: Any):
-    """An ASGI app (with the body limit) from a database location and settings."""
+    """The app from a database location and settings."""
     emb = make_embedder(embedder) if isinstance(embedder, str) else embedder
     config = ServiceConfig(store=open_store(db), tokens=tokens, embedder=emb,
                            max_body_bytes=max_body_bytes, **options)
-    return BodyLimit(create_app(config), max_body_bytes)
+    return create_app(config)
 
 
 def serve(db: str, *, host: str = "127.0.0.1", port: int = 8080, tokens: dict[str, str],

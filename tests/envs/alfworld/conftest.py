@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-OFFICIAL = REPO.parent / "shared" / "alfworld"
+from tests.conftest import SHARED
+
+OFFICIAL = SHARED / "alfworld"
 NEEDS_OFFICIAL = "needs ../shared/alfworld (official ALFWorld games)"
 
 

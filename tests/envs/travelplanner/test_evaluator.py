@@ -347,6 +347,18 @@ def test_crashing_inputs_are_flagged_not_raised(db, train, gold):
         assert strict.final_pass is (label == "flight literal"), label
 
 
+@pytest.mark.parametrize("key", ["attraction", "lunch"])
+def test_day_without_an_optional_key_is_scored_as_officially(db, train, gold, key):
+    # The official checks test optional keys with `key in unit`: within-current-city skips the
+    # day, completeness fails it; nothing crashes.
+    i = _easy(train)
+    plan = [gold[i][0], {k: v for k, v in gold[i][1].items() if k != key}, *gold[i][2:]]
+    report = evaluate_plan(train[i], plan, db)
+    only(report, COMPLETE, hard_evaluated=False)
+    assert report.commonsense["is_not_absent"].reason == f"No {key.title()} Info."
+    assert report.commonsense["is_valid_information_in_current_city"].passed is True
+
+
 def test_not_delivered(db, train):
     for plan in (None, [], ""):
         report = evaluate_plan(train[0], plan, db)

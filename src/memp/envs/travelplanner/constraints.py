@@ -232,20 +232,22 @@ def within_current_city(ctx: _Ctx) -> Result:
             # Official quirk: a bare string, so the loops below run over its characters.
             stay = strip_parenthesis(current, ctx.strict)
             names = [stay] if ctx.strict else stay
-        transport = unit["transportation"]
+        # Officially every key but current_city is tested with `key in unit`: a day without
+        # lunch or attraction is skipped here (completeness fails it), it does not crash.
+        transport = unit.get("transportation")
         if filled(transport):
             for name in names:
                 if name not in transport:
                     return False, f"The transportation in day {i + 1} is invalid city choice."
         for meal in MEALS:
-            value = unit[meal]
+            value = unit.get(meal)
             if filled(value) and not any(name in value for name in names):
                 return False, f"The {meal} in day {i + 1} is invalid city choice."
-        if filled(unit["attraction"]):
+        if filled(unit.get("attraction")):
             for piece in attraction_pieces(unit["attraction"], ctx.strict):
                 if not any(name in piece for name in names):
                     return False, f"The attraction in day {i + 1} is invalid city choice."
-        if filled(unit["accommodation"]) and names[-1] not in unit["accommodation"]:
+        if filled(unit.get("accommodation")) and names[-1] not in unit["accommodation"]:
             return False, f"The accommodation in day {i + 1} is invalid city choice."
     return True, None
 

@@ -146,8 +146,6 @@ def _stored_state(store):
     return store.generation(), store.get_trajectory("team-a", "run-1").model_dump(mode="json")
 
 
-@pytest.mark.xfail(strict=False, reason="needs the store to raise TrajectoryConflictError (store helper's "
-                   "branch); remove this mark once it is merged")
 @pytest.mark.parametrize("endpoint", ["/v1/trajectories", "/v1/trajectories?mode=add", "/v1/outcomes"])
 def test_a_stored_trajectory_id_with_other_content_is_409_never_replaced(client, sqlite_store, endpoint):
     _record(client, clean_apple_trajectory(traj_id="run-1"))

@@ -79,10 +79,6 @@ def _client(url: str, ref: str, worker: int, results) -> None:
     results.put({"acked": acked, "errors": errors})
 
 
-# Fails now and then on main: SQLiteStore.merge_provenance reads the head outside its write
-# transaction, so two concurrent merges can lose one. The store helper's branch fixes that.
-@pytest.mark.xfail(strict=False, reason="a concurrent merge_provenance can be lost until the store "
-                   "helper's fix is merged; remove this mark then")
 @pytest.mark.parametrize("update", ["vanilla", "validation", "adjustment"])
 def test_client_processes_against_one_served_file_lose_nothing(update, tmp_path):
     db = tmp_path / "served.db"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import sys
 from enum import Enum
 from pathlib import Path
@@ -15,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from memp._errors import MempError, StoreCorruptError, StoreError, UnknownStrategyError
+from memp._errors import MempError, StoreError, UnknownStrategyError
 
 if TYPE_CHECKING:
     from memp.store import Store
@@ -76,36 +75,10 @@ def open_existing(db: str) -> Store:
 
 
 def open_for_reading(db: str) -> Store:
-    """``open_existing`` for commands that only read: the file given is never written.
+    """``open_existing`` for commands that only read: the store never writes to the file given."""
+    from memp.store import open_store
 
-    Opening an SQLite file as a store switches it to WAL mode and migrates it; a file where that
-    would change a byte (not a memp database, or an older schema) is refused before it is opened.
-    """
-    if not is_url(db):
-        _check_unchanged_on_open(existing_db(db))
-    return open_existing(db)
-
-
-def _check_unchanged_on_open(path: Path) -> None:
-    from memp.store.sqlite import SCHEMA_VERSION
-
-    try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            journal = con.execute("PRAGMA journal_mode").fetchone()[0]
-            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() \
-                if "meta" in tables else None
-        finally:
-            con.close()
-    except sqlite3.DatabaseError as err:
-        raise StoreCorruptError(f"{path} is not a readable memp database ({err}); "
-                                "check the path, or restore the file from a backup or an export") from None
-    if row is None:
-        raise StoreCorruptError(f"{path} is not a memp database (no memp tables); check the path")
-    if int(row[0]) < SCHEMA_VERSION or journal.lower() != "wal":
-        raise StoreError(f"{path} was written by an older memp; upgrade it once with a command that "
-                         "writes (e.g. `memp memory deprecate`), after a backup")
+    return open_store(db if is_url(db) else existing_db(db), read_only=True)
 
 
 def check_strategies(**names: str) -> None:

@@ -222,3 +222,28 @@ def test_llm_timeout_bounds_a_hung_endpoint(tmp_path, runs_file):
     assert elapsed < 30  # 5 attempts of 0.5 s plus backoff, not 5 × 60 s
     with SQLiteStore(tmp_path / "m.db") as s:
         assert s.count("default") == 0
+
+
+def test_a_failure_mid_file_stores_nothing(tmp_path, runs_file, monkeypatch):
+    """A model or database failure on a later line rolls back the lines before it."""
+    from memp._errors import LLMError
+    from memp.update import ValidationUpdater
+
+    calls = []
+    real = ValidationUpdater.update
+
+    def fail_on_second(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise LLMError("the model went away")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ValidationUpdater, "update", fail_on_second)
+    path = tmp_path / "mid.db"
+    result = runner.invoke(app, ["memory", "add", str(runs_file), "--db", str(path), "--embedder", "hashing"])
+    assert result.exit_code == 1
+    assert len(calls) == 2
+    store = SQLiteStore(path)
+    assert store.list("default") == []
+    with pytest.raises(KeyError):
+        store.get_trajectory("default", "a")

@@ -199,7 +199,7 @@ def add(source: Annotated[Path, typer.Argument(help="Trajectories, one JSON obje
         embedder: EmbedderOpt = "minilm", llm_base_url: LLMBaseUrlOpt = None, llm_model: LLMModelOpt = None,
         llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None,
         llm_timeout: LLMTimeoutOpt = 60.0) -> None:
-    """Learn from recorded trajectories: every line is checked before any is stored.
+    """Learn from recorded trajectories: every line is stored, or none (one transaction).
 
     With --llm-model (or MEMP_LLM_MODEL), scripts, keywords and adjustments come from the model."""
     from memp.embed import make_embedder
@@ -213,16 +213,10 @@ def add(source: Annotated[Path, typer.Argument(help="Trajectories, one JSON obje
     with Memory.open(_writable_location(db), namespace=namespace, build=build, update=update,
                      embedder=make_embedder(embedder), llm=llm) as mem:
         _refuse_conflicts(mem.store, namespace, trajectories, source)
-        reports = []
-        for n, t in enumerate(trajectories, 1):
-            try:
-                reports.append(mem.update(t))
-            except MempError:
-                if reports:  # a model or database failure mid-way: say what is already stored
-                    err_console.print(f"stored the first {len(reports)} of {len(trajectories)} "
-                                      f"trajectories before trajectory {n} failed; rerun with the "
-                                      "rest", highlight=False)
-                raise
+        # One transaction for the whole file, so a model or database failure mid-way stores
+        # nothing. Other writers wait while it runs: split a very large file with an LLM build.
+        with mem.store.atomic():
+            reports = [mem.update(t) for t in trajectories]
     added = sum(len(r.added) for r in reports)
     merged = sum(len(r.merged) for r in reports)
     skipped = sum(1 for r in reports if r.skipped)

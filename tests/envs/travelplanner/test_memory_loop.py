@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from memp.agents.offline_travel import OfflineTravelPlanner
 from memp.embed import HashingEmbedder
 from memp.envs.travelplanner import TravelTools
-from memp.envs.travelplanner.adjust import TravelAdjuster, fixes_for, insert_check, travel_memory
+from memp.experiments.travel_adjust import TravelAdjuster, fixes_for, insert_check, travel_memory
 from memp.envs.travelplanner.env import TravelEnv
 from memp.envs.travelplanner.episode import task_for
 from memp.envs.travelplanner.experiment import BenchConfig, markdown_table, run_benchmark

@@ -41,7 +41,7 @@ from typing import Any
 from memp._errors import InvalidInputError
 from memp.agents.offline_travel import OfflineTravelPlanner
 from memp.embed import Embedder, make_embedder
-from memp.envs.travelplanner.adjust import travel_memory
+from memp.experiments.travel_adjust import travel_memory
 from memp.envs.travelplanner.data import Database, load_database
 from memp.envs.travelplanner.env import TravelEnv
 from memp.envs.travelplanner.episode import task_for

@@ -245,18 +245,21 @@ def memory_state(memory: Memory) -> dict[str, int]:
 
 @contextmanager
 def claim_folder(out: Path, fingerprint: dict[str, Any]) -> Iterator[None]:
-    """Hold ``out`` for this run; refuse a folder written with other settings or by another run."""
+    """Hold ``out`` for this run; refuse (leaving it as it was) a folder of other settings or another run."""
+    wanted = json.loads(json.dumps(fingerprint))
+    if out.is_dir():
+        _check_settings(out, wanted, write=False)
     out.mkdir(parents=True, exist_ok=True)
     with (out / ".lock").open("w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise InvalidInputError(f"another run is writing into {out}; wait for it or use another --out") from None
-        _check_settings(out, json.loads(json.dumps(fingerprint)))
+        _check_settings(out, wanted, write=True)
         yield
 
 
-def _check_settings(out: Path, wanted: dict[str, Any]) -> None:
+def _check_settings(out: Path, wanted: dict[str, Any], write: bool) -> None:
     path = out / "suite.json"
     if path.exists():
         found = json.loads(path.read_text(encoding="utf-8"))
@@ -271,6 +274,8 @@ def _check_settings(out: Path, wanted: dict[str, Any]) -> None:
             f"{out} holds results of an earlier memp (before suite.json recorded the settings), which "
             "cannot be checked against these settings; use another --out folder, or delete "
             f"{', '.join(sorted(old))} to play everything again")
+    if not write:
+        return
     partial = path.with_name("suite.json.partial")
     partial.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
     partial.replace(path)

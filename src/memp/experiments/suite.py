@@ -360,8 +360,11 @@ class Runner:
 
     # playing
 
-    def run_part(self, part: Part, play: Players) -> list[EpisodeRecord]:
-        """Play what is missing of one part; returns its records, old and new."""
+    def run_part(self, part: Part, play: Players, memory: Memory | None = None) -> list[EpisodeRecord]:
+        """Play what is missing of one part; returns its records, old and new.
+
+        ``memory``: the caller's memory instead of the condition's (left open).
+        """
         part.folder.mkdir(parents=True, exist_ok=True)
         done = self.recorded(part)
         _check_resumed(part, done)
@@ -371,7 +374,8 @@ class Runner:
         if self.progress is not None:
             bar = self.progress.add_task(f"{part.condition.name} ({part.set})"[:28], total=len(part.tasks),
                                          completed=len(done))
-        memory = self.open_part_memory(part, resuming=bool(done))
+        given = memory is not None
+        memory = memory if given else self.open_part_memory(part, resuming=bool(done))
         records = list(done)
         size = self.settings.update_every if part.learns else FROZEN_BATCH
         try:
@@ -381,7 +385,7 @@ class Runner:
                     self.progress.advance(bar, len(part.tasks[start:start + size]))
                     self.progress.advance(self.whole, len(part.tasks[start:start + size]))
         finally:
-            if memory is not None:
+            if memory is not None and not given:
                 memory.store.close()
         if bar is not None:
             self.progress.remove_task(bar)

@@ -113,6 +113,15 @@ class Benchmark(Protocol):
     keep_trajectories: bool  # held-out trajectories written to trajectories.jsonl too
     tie_break: bool  # rank retrieval ties by procedure key (see ``stable_top``), not the store's order
     prewarm: bool  # embed every task's text and keywords in one batch first (see ``prewarm``)
+    # For the tables and the report: the summary keys of the main rate, its interval and the steps,
+    # the rate columns shown, the curves' panels, the paper's own numbers, the sets' names.
+    rate: str
+    ci: str
+    steps: str
+    columns: dict[str, str]
+    curve_metrics: list[tuple[str, str, bool]]
+    paper: dict[str, Any]
+    labels: dict[str, str]
 
     def fingerprint(self) -> dict[str, Any]:
         """The benchmark's settings that change the numbers."""
@@ -132,6 +141,9 @@ class Benchmark(Protocol):
 
     def summarise(self, records: Sequence[EpisodeRecord], seeds: Sequence[int] = ()) -> dict[str, Any]:
         """Pooled scores of records (with each seed's main rate when ``seeds`` are given)."""
+
+    def agent_name(self) -> str:
+        """The agent, as the report names it."""
 
 
 @dataclass(frozen=True)

@@ -78,9 +78,11 @@ class PaperConfig:
         if any(k < 0 for k in self.ks) or self.k < 1 or self.group_size < 1 or (self.update_every or 1) < 1:
             raise InvalidInputError("k, the group size and update_every must be ≥ 1, and every k in ks ≥ 0")
         if self.retrieve not in RETRIEVERS:
-            raise InvalidInputError(f"unknown retrieve strategy {self.retrieve!r}; choose one of {', '.join(RETRIEVERS)}")
+            raise InvalidInputError(f"unknown retrieve strategy {self.retrieve!r}; "
+                                    f"choose one of {', '.join(RETRIEVERS)}")
         if self.passes < 1 or not 1 <= self.train_max_steps <= MAX_TRAIN_STEPS[env]:
-            raise InvalidInputError(f"--passes must be ≥ 1 and --train-max-steps 1 to {MAX_TRAIN_STEPS[env]} on {env}")
+            raise InvalidInputError(f"--passes must be ≥ 1 and --train-max-steps 1 to {MAX_TRAIN_STEPS[env]} "
+                                    f"on {env}")
         if env == "alfworld" and self.n_validation is not None:
             raise InvalidInputError("--n-validation is for TravelPlanner (ALFWorld has one held-out set)")
 

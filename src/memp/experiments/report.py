@@ -150,7 +150,8 @@ def write_report(out: Path, results: dict[str, Any], tables: dict[str, Any], ben
                                     for c in rows) + "\n")
             elif kind == "bars":
                 md.append(markdown_table(rows, bench))
-                plots.bars(_bars(rows, bench), out / f"{stem}.png", f"{heading.split(' —')[0]} — {labels.get(name, name)}")
+                plots.bars(_bars(rows, bench), out / f"{stem}.png",
+                           f"{heading.split(' —')[0]} — {labels.get(name, name)}")
                 md.append(f"![]({stem}.png)\n")
             else:
                 base, prefix = CURVES[key]

@@ -237,7 +237,8 @@ def read_trajectories(folder: Path, condition: str, ids: Sequence[str]) -> list[
         except json.JSONDecodeError:
             continue
         if row.get("condition") == condition and row.get("id") in wanted:
-            found[row["id"]] = Trajectory.model_validate({k: v for k, v in row.items() if k not in ("condition", "set")})
+            found[row["id"]] = Trajectory.model_validate({k: v for k, v in row.items()
+                                                          if k not in ("condition", "set")})
     missing = [i for i in ids if i not in found]
     if missing:
         raise InvalidInputError(f"{path} lacks {len(missing)} trajectories of {condition!r} that episodes.jsonl "

@@ -1,6 +1,7 @@
 """A tiny configuration of the paper suite, end to end on the real engine."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,21 @@ def test_tables_show_each_seeds_rate_only_when_there_are_several():
     assert "| per seed |" in two and "| 25.0 / 75.0 |" in two
     assert all(line.count("|") == 7 for line in two.splitlines())
     assert "per seed" not in markdown_table({"a": {**row, "per_seed": [0.5]}}, AlfworldBenchmark)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--train-max-steps", "60", "--self-taught"], "at most|1 to 50"),
+    (["--passes", "0", "--self-taught"], "--passes"),
+    (["--n-validation", "3"], "TravelPlanner"),
+])
+def test_options_a_benchmark_cannot_honour_are_refused_before_anything_runs(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from memp._errors import InvalidInputError
+    from memp.cli.main import app
+
+    out = tmp_path / "out"
+    refused = CliRunner().invoke(app, ["experiment", "paper", "--env", "alfworld", "--out", str(out), *args])
+    assert isinstance(refused.exception, InvalidInputError), refused.output
+    assert re.search(message, str(refused.exception))
+    assert not out.exists()

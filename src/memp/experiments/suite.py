@@ -27,7 +27,7 @@ import random
 import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -550,7 +550,7 @@ def run_suite(benchmark: Benchmark, out: Path, settings: Settings, conditions: S
         runner = Runner(benchmark, out, settings, embedder, imported, progress)
         own: dict[str, list[Trajectory]] = {}
         with Players(benchmark.player(), settings.workers, settings.ray) as play, \
-                (progress if progress is not None else _nothing()):
+                (progress if progress is not None else nullcontext()):
             if progress is not None:
                 total = sum(len(p.tasks) for p in train + tests)
                 recorded = sum(min(len(runner.recorded(p)), len(p.tasks)) for p in train + tests)
@@ -571,8 +571,3 @@ def run_suite(benchmark: Benchmark, out: Path, settings: Settings, conditions: S
         records = [r for folder in dict.fromkeys(p.folder for p in train + tests)
                    for r in load_records(folder / "episodes.jsonl") if (r.set, r.condition) in wanted]
         return SuiteRun(records, data, own)
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield

@@ -145,6 +145,10 @@ def write_report(out: Path, results: dict[str, Any], tables: dict[str, Any], ben
             if not one:
                 md.append(f"### {labels.get(name, name)}\n")
             stem = f"{key}_{name}"
+            if key == "self_taught_overall":  # beside no memory and the expert's memory, for scale
+                t1 = tables["table1_build"][name]
+                rows = {"no memory": t1["no memory"], **{f"self-taught {u}": s for u, s in rows.items()},
+                        "expert-built memory": t1["proceduralization"]}
             if kind == "claims":
                 md.append("\n".join(f"- {'yes' if c['holds'] else 'no'}: {c['claim']} ({c['evidence']})"
                                     for c in rows) + "\n")

@@ -54,7 +54,7 @@ def run_demo(out: str | Path = "demo-out", seed: int = 0, n_train: int = 30, n_t
     wanted = ("no memory", *BUILDS, *(f"online {u}" for u in UPDATES))
     # Played in file order: the curves follow the games as generated.
     run = run_suite(bench, out, Settings(seeds=(seed,), group_size=group_size, update_every=group_size,
-                                         shuffle=False, workers=workers),
+                                         order="file", workers=workers),
                     [c for c in conditions(cfg) if c.name in wanted], embedder, fingerprint={"k": cfg.k})
 
     def rows(name: str) -> list:

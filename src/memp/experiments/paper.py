@@ -54,6 +54,7 @@ class PaperConfig:
     agent: str = "offline"  # or "llm"
     llm: LLMSettings | None = None  # the model of the "llm" agent (None: MEMP_LLM_* settings)
     update_every: int | None = 1  # tasks between online updates (None: a group)
+    order: str = "shuffled"  # which conditions play in the seed's order (``memp.experiments.suite.Settings``)
     self_taught: bool = False  # add the self-taught conditions
     passes: int = 1  # self-taught: passes over the training tasks
     train_max_steps: int = 30  # self-taught: step budget of a training episode
@@ -64,8 +65,10 @@ class PaperConfig:
         if env not in ENVS:
             raise InvalidInputError(f"unknown benchmark {env!r}; choose one of {', '.join(ENVS)}")
         if env == "alfworld":
-            # The paper updates ALFWorld memory after each group of tasks, from empty memory only.
-            base = dict(n_train=None, n_test=None, retrieve="query", from_expert=False, update_every=None)
+            # The paper updates ALFWorld memory after each group of tasks, from empty memory only; the
+            # groups mix task types in an order drawn by the seed, frozen conditions play the file order.
+            base = dict(n_train=None, n_test=None, retrieve="query", from_expert=False, update_every=None,
+                        order="learning")
         else:
             base = {}
         return cls(**{**base, **{k: v for k, v in options.items() if v is not None}})  # None: the default
@@ -88,8 +91,8 @@ class PaperConfig:
 
     def settings(self, workers: int, ray: str | None) -> Settings:
         return Settings(seeds=tuple(self.seeds), group_size=self.group_size,
-                        update_every=self.update_every or self.group_size, train_max_steps=self.train_max_steps,
-                        workers=workers, ray=ray)
+                        update_every=self.update_every or self.group_size, order=self.order,
+                        train_max_steps=self.train_max_steps, workers=workers, ray=ray)
 
 
 def conditions(cfg: PaperConfig, imported: bool = False) -> list[Condition]:

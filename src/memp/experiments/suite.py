@@ -43,6 +43,7 @@ from memp.types import RetrievalHit, Task, Trajectory
 TRAIN = "train"  # the set name of episodes played on the training tasks
 OWN = "agent on train"  # the condition whose winning runs make the agent-built memory
 FROZEN_BATCH = 32  # episodes played between two writes when memory does not change
+ORDERS = ("shuffled", "learning", "file")
 
 
 @dataclass(frozen=True)
@@ -153,14 +154,17 @@ class Settings:
     seeds: tuple[int, ...] = (0,)
     group_size: int = 10  # records' group: a point of the learning curves
     update_every: int = 10  # episodes between memory updates in online and self-taught conditions
-    shuffle: bool = True  # play each held-out set (and each training pass) in an order drawn by the seed
+    # Which parts play their tasks in an order drawn by the seed (``arrival_order``): "shuffled" (all),
+    # "learning" (only those whose memory learns while playing; frozen ones keep file order, which
+    # matters only to the random retriever's draws) or "file" (none).
+    order: str = "shuffled"
     max_steps: int = 30
     train_max_steps: int = 30  # step budget of self-taught training episodes
     workers: int = 1
     ray: str | None = None
 
     def fingerprint(self) -> dict[str, Any]:
-        keep = ("group_size", "update_every", "shuffle", "max_steps", "train_max_steps")
+        keep = ("group_size", "update_every", "order", "max_steps", "train_max_steps")
         return {key: getattr(self, key) for key in keep}
 
 
@@ -506,6 +510,12 @@ def plan(benchmark: Benchmark, out: Path, settings: Settings, conditions: Sequen
          data: dict[int, SeedData]) -> tuple[list[Part], list[Part]]:
     """(training parts, held-out parts) in playing order."""
     s = settings
+    if s.order not in ORDERS:
+        raise InvalidInputError(f"unknown playing order {s.order!r}; choose one of {', '.join(ORDERS)}")
+
+    def ordered(tasks: list[EpisodeTask], seed: int, learns: bool) -> list[EpisodeTask]:
+        return arrival_order(tasks, seed) if s.order == "shuffled" or (s.order == "learning" and learns) else tasks
+
     train: list[Part] = []
     if any(c.memory == "own" for c in conditions):
         for key in dict.fromkeys(d.train_key for d in data.values()):
@@ -517,16 +527,15 @@ def plan(benchmark: Benchmark, out: Path, settings: Settings, conditions: Sequen
         for cond in conditions:
             if cond.self_taught:
                 stream = [replace(t, seed=seed) for p in range(cond.train_passes)
-                          for t in (arrival_order(data[seed].train, seed * 1000 + p) if s.shuffle
-                                    else data[seed].train)]
+                          for t in ordered(data[seed].train, seed * 1000 + p, True)]
                 train.append(Part(folder, TRAIN, cond, stream, seed, True, s.train_max_steps))
     for name in benchmark.sets:
         for seed in s.seeds:
             tasks = data[seed].held_out.get(name, [])
-            tasks = arrival_order(tasks, seed) if s.shuffle else list(tasks)
             for cond in conditions:
                 learns = cond.update is not None and not cond.self_taught
-                tests.append(Part(out / f"seed-{seed}", name, cond, tasks, seed, learns, s.max_steps))
+                tests.append(Part(out / f"seed-{seed}", name, cond, ordered(tasks, seed, learns), seed, learns,
+                                  s.max_steps))
     return train, [p for p in tests if p.tasks]
 
 

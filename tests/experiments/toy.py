@@ -57,6 +57,7 @@ class ToyBenchmark:
     columns = {"success_rate": "success"}
     curve_metrics = [("success_rate", "success rate", True), ("avg_steps", "average steps", False)]
     paper: dict = {}
+    paper_keys = ("success_rate", "avg_steps")
     summarise = staticmethod(summarise)
 
     def __init__(self, n_train: int = 9, n_test: int = 12, chance: float = 0.3) -> None:

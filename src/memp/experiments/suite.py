@@ -115,13 +115,15 @@ class Benchmark(Protocol):
     tie_break: bool  # rank retrieval ties by procedure key (see ``stable_top``), not the store's order
     prewarm: bool  # embed every task's text and keywords in one batch first (see ``prewarm``)
     # For the tables and the report: the summary keys of the main rate, its interval and the steps,
-    # the rate columns shown, the curves' panels, the paper's own numbers, the sets' names.
+    # the rate columns shown, the curves' panels, the paper's own numbers (and which of ours they
+    # stand beside), the sets' names.
     rate: str
     ci: str
     steps: str
     columns: dict[str, str]
     curve_metrics: list[tuple[str, str, bool]]
     paper: dict[str, Any]
+    paper_keys: tuple[str, ...]
     labels: dict[str, str]
 
     def fingerprint(self) -> dict[str, Any]:
@@ -129,7 +131,6 @@ class Benchmark(Protocol):
 
     def prepare(self, seed: int) -> SeedData:
         """Train, held-out and expert data for a seed."""
-
 
     def open_memory(self, path: Path, condition: Condition, seed: int, embedder: Embedder) -> Memory:
         """A memory at ``path`` set up for the condition."""

@@ -3,8 +3,8 @@
     python bench/travelplanner.py [--out bench/results/travelplanner] [--seed 0] [--n-train 45]
                                   [--n-test 45] [--embedder minilm|hashing]
 
-The same run as ``memp travelplanner bench``; see ``memp.envs.travelplanner.experiment`` for the
-conditions. Needs the official data (``$MEMP_TRAVELPLANNER_DATA`` or ../shared/travelplanner).
+The same run as ``memp travelplanner bench``, a preset of the suite runner (``memp.experiments``).
+Needs the official data (``$MEMP_TRAVELPLANNER_DATA`` or ../shared/travelplanner).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from memp.envs.travelplanner.cli import app  # noqa: E402
+from memp.cli.main import app  # noqa: E402
 
 if __name__ == "__main__":
-    app(["bench", *sys.argv[1:]], prog_name="bench/travelplanner.py")
+    app(["travelplanner", "bench", *sys.argv[1:]], prog_name="bench/travelplanner.py")

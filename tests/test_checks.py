@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
 import re
@@ -92,13 +91,9 @@ def test_updaters_pass(name):
 
 
 def _travel_adjuster():
-    """The TravelPlanner adjuster, wherever it lives (it is moving out of envs/)."""
-    for module in ("memp.experiments.travel_adjust", "memp.envs.travelplanner.adjust"):
-        try:
-            return importlib.import_module(module).TravelAdjuster()
-        except ModuleNotFoundError:
-            continue
-    pytest.skip("TravelAdjuster is in neither memp.experiments.travel_adjust nor memp.envs.travelplanner.adjust")
+    from memp.experiments.travel_adjust import TravelAdjuster
+
+    return TravelAdjuster()
 
 
 @pytest.mark.parametrize("adjuster", ["llm", "travel"])

@@ -1,5 +1,7 @@
 """`memp demo`: procedural memory at work on real ALFWorld games, offline, with no LLM.
 
+A preset of the suite runner (``memp.experiments.suite``):
+
 1. Generate ALFWorld games with memp's generator: ``train`` games, and ``unseen`` games on floor
    plans that training never used (the engine is the official one; games are checked solvable).
 2. Record the engine's expert on the training games: the gold trajectories.
@@ -8,7 +10,7 @@
 4. Online: memory starts empty and learns from the agent's own runs, group after group, with
    each update strategy.
 It prints the tables and writes ``results.json``, ``report.md`` and PNG plots to the output folder.
-Games and gold runs are kept there and reused by the next run.
+Games and gold runs are kept there and reused by the next run; episodes are always played afresh.
 """
 
 from __future__ import annotations
@@ -16,84 +18,71 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import platform
+import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from memp.embed import make_embedder
-from memp.experiments import plots
-from memp.experiments.alfworld import AlfworldPlayer, episode_tasks, gold_trajectories, run_builds, run_online
-from memp.experiments.runner import markdown_table, progress_bar
+from memp.experiments import report
+from memp.experiments.alfworld import AlfworldBenchmark, generated_games, summarise
+from memp.experiments.paper import PaperConfig, conditions, log_run
+from memp.experiments.suite import Settings, run_suite
+from memp.experiments.tables import BUILDS, UPDATES, by_group, final_memory
 
 console = Console()
-
-
-def _generate(split: str, n: int, seed: int, out: str) -> list[str]:
-    from memp.envs.alfworld.games import find_games, generate_games
-
-    existing = find_games(Path(out) / split)
-    if len(existing) >= n:
-        return [str(g) for g in existing[:n]]
-    return [str(g) for g in generate_games(split, n, seed, out)]
-
-
-def games(out: Path, n_train: int, n_test: int, seed: int) -> tuple[list[Path], list[Path]]:
-    """Train and unseen games, generated side by side in two processes (or reused)."""
-    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
-        train = pool.submit(_generate, "train", n_train, seed, str(out))
-        test = pool.submit(_generate, "unseen", n_test, seed + 1, str(out))
-        return [Path(g) for g in train.result()], [Path(g) for g in test.result()]
+SOURCE = "generated (memp generator), unseen floor plans"
 
 
 def run_demo(out: str | Path = "demo-out", seed: int = 0, n_train: int = 30, n_test: int = 48,
              group_size: int = 12, workers: int = 2) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("episodes.jsonl", "trajectories.jsonl"):
-        (out / stale).unlink(missing_ok=True)  # the demo always plays every episode afresh
+    shutil.rmtree(out / f"seed-{seed}", ignore_errors=True)  # the demo always plays every episode afresh
+    (out / "suite.json").unlink(missing_ok=True)
     started = time.perf_counter()
     console.print(f"[bold]1.[/] games: {n_train} train, {n_test} unseen (generated, seed {seed})")
-    train, test = games(out / "games", n_train, n_test, seed)
+    train, test = generated_games(out / "games", n_train, n_test, seed)
     console.print("[bold]2.[/] expert runs on the train games")
-    gold = gold_trajectories(train, out / "gold.jsonl", workers=workers, seed=seed)
+    bench = AlfworldBenchmark(out, gold_seed=seed, workers=workers, games=(train, test, SOURCE))
+    gold = bench.prepare(seed).expert
     embedder = make_embedder("minilm", cache=out / "embeddings.sqlite")
-    tasks = episode_tasks(test, seed)
-    console.print(f"[bold]3.[/] the LLM-free agent on {len(tasks)} unseen games, with and without memory")
-    with AlfworldPlayer(workers=workers) as play, progress_bar() as progress:
-        builds = run_builds(tasks, gold, play, out, embedder, progress=progress)
-        online = run_online(tasks, play, out, embedder, group_size=group_size, progress=progress)
+    console.print(f"[bold]3.[/] the LLM-free agent on {len(test)} unseen games, with and without memory")
+    cfg = PaperConfig.for_env("alfworld", seeds=(seed,), group_size=group_size)
+    wanted = ("no memory", *BUILDS, *(f"online {u}" for u in UPDATES))
+    # Played in file order: the curves follow the games as generated.
+    run = run_suite(bench, out, Settings(seeds=(seed,), group_size=group_size, update_every=group_size,
+                                         order="file", workers=workers),
+                    [c for c in conditions(cfg) if c.name in wanted], embedder, fingerprint={"k": cfg.k})
+
+    def rows(name: str) -> list:
+        return [r for r in run.records if r.condition == name]
+
+    online = {u: {"overall": summarise(rows(f"online {u}")), "groups": by_group(rows(f"online {u}"), summarise),
+                  "memory": {k: v for k, v in final_memory(rows(f"online {u}"), (seed,))[-1].items() if k != "seed"}}
+              for u in UPDATES}
+    seconds = time.perf_counter() - started
     results = {
-        "agent": "offline-alfworld (LLM-free)", "games": "generated (memp generator), unseen floor plans",
-        "seed": seed, "n_train_games": len(train), "gold_runs": len(gold), "n_test_games": len(tasks),
-        "retrieve": "query", "k": 3, "embedder": embedder.name, "group_size": group_size,
+        "agent": bench.agent_name(), "games": SOURCE, "seed": seed, "n_train_games": len(train),
+        "gold_runs": len(gold), "n_test_games": len(test), "retrieve": cfg.retrieve, "k": cfg.k,
+        "embedder": embedder.name, "group_size": group_size,
         "machine": {"cores": mp.cpu_count(), "python": platform.python_version()},
-        "build": builds, "online": online, "seconds": round(time.perf_counter() - started, 1),
+        "build": {name: summarise(rows(name)) for name in ("no memory", *BUILDS)}, "online": online,
+        "seconds": round(seconds, 1),
     }
-    _write(out, results)
-    _show(results)
-    console.print(f"\nwrote {out}/results.json, report.md, build.png, online.png "
-                  f"in {results['seconds']:.0f} s")
-    return results
-
-
-def _write(out: Path, results: dict) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    plots.bars(results["build"], out / "build.png", "Build strategies (unseen games)")
-    plots.curves({u: c["groups"] for u, c in results["online"].items()}, out / "online.png",
-                 "Online update from empty memory")
-    online_rows = {f"online {u}": c["overall"] for u, c in results["online"].items()}
-    (out / "report.md").write_text(
-        f"# memp demo\n\nAgent: {results['agent']}. Games: {results['games']}; "
-        f"{results['gold_runs']} gold runs from {results['n_train_games']} train games; "
-        f"{results['n_test_games']} test games; seed {results['seed']}; retrieval "
-        f"{results['retrieve']}, k={results['k']}; {results['seconds']:.0f} s.\n\n"
-        "## Build strategies (memory built from expert runs)\n\n" + markdown_table(results["build"]) +
-        "\n![build](build.png)\n\n## Online update (memory starts empty)\n\n" + markdown_table(online_rows) +
-        "\n![online](online.png)\n"
-    )
+    tables = {"table1_build": {"test": results["build"]},
+              "figure3_update": {"test": {u: c["groups"] for u, c in online.items()}},
+              "figure3_overall": {"test": {u: c["overall"] for u, c in online.items()}},
+              "figure3_memory": {"test": {u: final_memory(rows(f"online {u}"), (seed,)) for u in UPDATES}}}
+    about = {**results, "source": SOURCE, "agent_built_runs": 0, "seconds_all_runs": log_run(out, seconds),
+             "versions": report.versions(), "usage": {"tokens": 0, "cost_usd": 0.0}}
+    report.write_report(out, about, tables, bench, cfg)
+    _show(results)
+    console.print(f"\nwrote {out}/results.json and report.md in {results['seconds']:.0f} s")
+    return results
 
 
 def _show(results: dict) -> None:

@@ -73,12 +73,14 @@ def test_memory_wins_a_game_the_agent_loses_without_it(tmp_path, hashing):
     """Gold runs of the expert on official train games (cleaning lettuce) teach the agent where
     lettuce is kept and that it must be cleaned before it is placed."""
     from memp.envs.alfworld.env import AlfworldEnv
-    from memp.experiments.alfworld import fresh_memory, gold_trajectories, task_of_game
+    from memp.experiments.alfworld import gold_trajectories, task_of_game
+    from memp.memory import Memory
+    from memp.store import SQLiteStore
 
     train = sorted((OFFICIAL / "train").glob("pick_clean_then_place_in_recep-Lettuce-*/*/"))
     gold = gold_trajectories(train, tmp_path / "gold.jsonl", workers=1)
     assert gold and all(t.success for t in gold)
-    mem = fresh_memory(tmp_path / "m.db", hashing, build="proceduralization", k=3)
+    mem = Memory(SQLiteStore(tmp_path / "m.db"), embedder=hashing, build="proceduralization", k=3)
     mem.add_many(gold)
     game = next((OFFICIAL / "valid_seen").glob("pick_clean_then_place_in_recep-Lettuce-None-CounterTop-16/*/"))
     env = AlfworldEnv(game)

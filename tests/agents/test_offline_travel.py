@@ -7,7 +7,7 @@ import pytest
 from memp.agents.offline_travel import OfflineTravelPlanner, nights_per_city
 from memp.embed import HashingEmbedder
 from memp.envs.travelplanner import evaluate, generate_queries
-from memp.envs.travelplanner.adjust import travel_memory
+from memp.experiments.travel_adjust import travel_memory
 from memp.envs.travelplanner.env import TravelEnv
 from memp.envs.travelplanner.episode import task_for
 from memp.envs.travelplanner.gold import gold_trajectories

@@ -1,6 +1,7 @@
 """A tiny configuration of the paper suite, end to end on the real engine."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,13 @@ OFFICIAL = SHARED / "alfworld"
 @pytest.mark.slow
 @pytest.mark.skipif(not (OFFICIAL / "json_2.1.1").is_dir(), reason="needs ../shared/alfworld (official ALFWorld games)")
 def test_tiny_paper_run_writes_every_table(tmp_path, monkeypatch):
-    from memp.experiments.paper import run_paper
+    from memp.experiments.paper import PaperConfig, run_paper
 
     monkeypatch.setenv("ALFWORLD_DATA", str(OFFICIAL))
-    results = run_paper(tmp_path, seeds=(0,), n_train=3, n_test=3, workers=1, ks=(0, 1, 3), group_size=2)
-    for name in ("results.json", "report.md", "report.html", "table1_build.png", "table2_retrieve.png",
-                 "figure3_update.png", "figure5a_transfer.png", "figure5b_k.png"):
+    cfg = PaperConfig.for_env("alfworld", seeds=(0,), n_train=3, n_test=3, ks=(0, 1, 3), group_size=2)
+    results = run_paper("alfworld", tmp_path, cfg, workers=1, progress=False)
+    for name in ("results.json", "report.md", "report.html", "table1_build_test.png", "table2_retrieve_test.png",
+                 "figure3_update_test.png", "figure5a_transfer_test.png", "figure5b_k_test.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert list(results["table1_build"]) == ["no memory", "trajectory", "script", "proceduralization"]
     assert list(results["table2_retrieve"]) == ["none", "random", "query", "avefact", "hybrid"]
@@ -43,8 +45,7 @@ def test_tiny_paper_run_writes_every_table(tmp_path, monkeypatch):
     # Resuming plays nothing again: the same records give the same tables. An imported memory (here
     # the expert's, exported as a user would) adds one transfer condition, played on every test game.
     gold_export = _gold_export(tmp_path)
-    again = run_paper(tmp_path, seeds=(0,), n_train=3, n_test=3, workers=1, ks=(0, 1, 3), group_size=2,
-                      memory_from=gold_export)
+    again = run_paper("alfworld", tmp_path, cfg, workers=1, progress=False, memory_from=gold_export)
     assert again["table1_build"] == results["table1_build"]
     assert again["seconds_all_runs"] == pytest.approx(results["seconds"] + again["seconds"], abs=0.2)
     assert list(again["figure5a_transfer"])[-1] == "imported memory"
@@ -53,11 +54,10 @@ def test_tiny_paper_run_writes_every_table(tmp_path, monkeypatch):
     imported = [r for r in _records(tmp_path) if r["condition"] == "imported memory"]
     assert len(imported) == 3 and all(r["retrieved"] for r in imported)
     assert "Imported memory:" in (tmp_path / "report.md").read_text()
-    # The whole-suite progress bar's total is every episode the suite plays.
-    from memp.experiments.paper import suite_size
-
-    played = len(_records(tmp_path)) + len((tmp_path / "agent-train" / "episodes.jsonl").read_text().splitlines())
-    assert played == suite_size(3, 3, (0,), (0, 1, 3), imported=True)
+    # Every condition played each test game once, and the agent its train games once.
+    conditions = 4 + 3 + 3 + 1 + 1 + 1  # builds and none, retrievers, online, agent-built, imported, k=1
+    assert len(_records(tmp_path)) == 3 * conditions
+    assert len((tmp_path / "agent-train" / "episodes.jsonl").read_text().splitlines()) == 3
 
 
 def _records(out: Path) -> list[dict]:
@@ -81,12 +81,13 @@ def _gold_export(out: Path) -> Path:
 @pytest.mark.parametrize("content", ["not json\n", '{"type": "event", "event": {}}\n', ""])
 def test_a_bad_memory_export_stops_the_run_before_any_episode(tmp_path, content):
     from memp._errors import InvalidInputError
-    from memp.experiments.paper import run_paper
+    from memp.experiments.paper import PaperConfig, run_paper
 
     bad = tmp_path / "memory.jsonl"
     bad.write_text(content)
     with pytest.raises(InvalidInputError):
-        run_paper(tmp_path / "out", seeds=(0,), n_train=1, n_test=1, workers=1, memory_from=bad)
+        run_paper("alfworld", tmp_path / "out", PaperConfig.for_env("alfworld", seeds=(0,), n_train=1, n_test=1),
+                  memory_from=bad)
     assert not (tmp_path / "out").exists()
 
 
@@ -95,7 +96,7 @@ def _rows(**rates):
 
 
 def test_headline_claims_are_judged_from_the_tables():
-    from memp.experiments.paper import claims
+    from memp.experiments.tables import claims
 
     r = {"table1_build": _rows(no_memory=0.4, trajectory=0.6, script=0.6, proceduralization=0.8),
          "table2_retrieve": _rows(none=0.4, random=0.5, query=0.7, avefact=0.75, hybrid=0.8),
@@ -113,7 +114,7 @@ def test_headline_claims_are_judged_from_the_tables():
 
 
 def test_online_tasks_arrive_shuffled_by_the_seed_with_types_mixed():
-    from memp.experiments.paper import arrival_order
+    from memp.experiments.suite import arrival_order
 
     tasks = [f"{kind}-{i}" for kind in "abcdef" for i in range(10)]  # sorted by type, as game folders are
     first = arrival_order(tasks, 0)
@@ -123,10 +124,29 @@ def test_online_tasks_arrive_shuffled_by_the_seed_with_types_mixed():
 
 
 def test_tables_show_each_seeds_rate_only_when_there_are_several():
-    from memp.experiments.runner import markdown_table
+    from memp.experiments.alfworld import AlfworldBenchmark
+    from memp.experiments.report import markdown_table
 
     row = {"n": 4, "success_rate": 0.5, "success_ci95": (0.15, 0.85), "avg_steps": 3.0, "avg_steps_success": 2.0}
-    two = markdown_table({"a": {**row, "per_seed": [0.25, 0.75]}, "b": row})
-    assert "| per seed |" in two and "| 0.25 / 0.75 |" in two
-    assert all(line.count("|") == 8 for line in two.splitlines())
-    assert "per seed" not in markdown_table({"a": {**row, "per_seed": [0.5]}})
+    two = markdown_table({"a": {**row, "per_seed": [0.25, 0.75]}, "b": row}, AlfworldBenchmark)
+    assert "| per seed |" in two and "| 25.0 / 75.0 |" in two
+    assert all(line.count("|") == 7 for line in two.splitlines())
+    assert "per seed" not in markdown_table({"a": {**row, "per_seed": [0.5]}}, AlfworldBenchmark)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--train-max-steps", "60", "--self-taught"], "at most|1 to 50"),
+    (["--passes", "0", "--self-taught"], "--passes"),
+    (["--n-validation", "3"], "TravelPlanner"),
+])
+def test_options_a_benchmark_cannot_honour_are_refused_before_anything_runs(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from memp._errors import InvalidInputError
+    from memp.cli.main import app
+
+    out = tmp_path / "out"
+    refused = CliRunner().invoke(app, ["experiment", "paper", "--env", "alfworld", "--out", str(out), *args])
+    assert isinstance(refused.exception, InvalidInputError), refused.output
+    assert re.search(message, str(refused.exception))
+    assert not out.exists()

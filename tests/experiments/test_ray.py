@@ -14,15 +14,15 @@ OFFICIAL = SHARED / "alfworld" / "json_2.1.1"
 @pytest.mark.skipif(not OFFICIAL.is_dir(), reason="needs ../shared/alfworld (official ALFWorld games)")
 def test_ray_tasks_match_in_process_play(tmp_path):
     from memp.experiments.alfworld import AlfworldPlayer, episode_tasks
-    from memp.experiments.runner import Condition, run_condition
+    from memp.experiments.workers import Players
 
     games = sorted(OFFICIAL.glob("valid_seen/pick_and_place_simple-*/*/"))[:3]
-    tasks = episode_tasks(games, seed=0)
-    with AlfworldPlayer(workers=1, max_steps=10) as local:
-        expected = run_condition(Condition("local"), tasks, local, tmp_path / "local")
-    with AlfworldPlayer(workers=2, max_steps=10, ray_address="local") as on_ray:
-        got = run_condition(Condition("ray"), tasks, on_ray, tmp_path / "ray")
-    # Same episodes, same outcomes, gathered into the same kind of files.
-    assert [(r.task_id, r.success, r.steps) for r in got] == [(r.task_id, r.success, r.steps) for r in expected]
-    assert (tmp_path / "ray" / "episodes.jsonl").read_text().count('"condition": "ray"') == 3
-    assert all(r.steps <= 10 for r in got)
+    batch = [(task, []) for task in episode_tasks(games, seed=0)]
+    with Players(AlfworldPlayer(), workers=1) as local:
+        expected = local(batch, 10)
+    with Players(AlfworldPlayer(), workers=2, ray="local") as on_ray:
+        got = on_ray(batch, 10)
+    # Same episodes, same outcomes.
+    assert [(t.success, [s.action for s in t.steps]) for t, _ in got] == [
+        (t.success, [s.action for s in t.steps]) for t, _ in expected]
+    assert all(len(t.steps) <= 10 for t, _ in got)

@@ -76,13 +76,15 @@ def _guided_memory(path: Path) -> Memory:
 
 
 def _play_llm_condition(game: Path, out: Path, memory: Memory, settings):
-    from memp.experiments.alfworld import AlfworldPlayer, episode_tasks
-    from memp.experiments.runner import Condition, run_condition
+    from memp.experiments.alfworld import AlfworldBenchmark, episode_tasks
+    from memp.experiments.suite import Condition, Part, Runner, Settings
+    from memp.experiments.workers import Players
 
-    condition = Condition("llm proceduralization", build="proceduralization", k=1)
+    bench = AlfworldBenchmark(out, workers=1, agent="llm", llm=settings)
+    part = Part(out, "test", Condition("llm proceduralization", "given", k=1), episode_tasks([game]), 0, False, 5)
     # One worker: the episode runs in this process, which keeps the test fast and its client visible.
-    with AlfworldPlayer(workers=1, max_steps=5, agent="llm", llm=settings) as play:
-        return run_condition(condition, episode_tasks([game]), play, out, memory=memory)
+    with Players(bench.player()) as play:
+        return Runner(bench, out, Settings(), memory.embedder).run_part(part, play, memory=memory)
 
 
 def _episodes(out: Path) -> list[dict]:
@@ -91,8 +93,7 @@ def _episodes(out: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_alfworld_episode_with_the_llm_agent_and_a_cached_rerun(llama_server: LlamaServer, alfworld_game, tmp_path):
-    from memp.experiments.alfworld import LLMSettings
-    from memp.experiments.runner import summarise
+    from memp.experiments.alfworld import LLMSettings, summarise
 
     cache = str(tmp_path / "responses.sqlite")
     memory = _guided_memory(tmp_path / "memory.db")
@@ -199,6 +200,7 @@ def test_adjustment_revises_or_leaves_memory_unchanged(llama_server: LlamaServer
 
 def test_llm_player_in_worker_processes(fault_server, alfworld_game, tmp_path, monkeypatch) -> None:
     from memp.experiments.alfworld import AlfworldPlayer, LLMSettings, episode_tasks
+    from memp.experiments.workers import Players
 
     from . import servers
 
@@ -208,8 +210,8 @@ def test_llm_player_in_worker_processes(fault_server, alfworld_game, tmp_path, m
     fault_server.state.default_text = "Thought: first look around\nAction: look"
     settings = LLMSettings(fault_server.base_url, fault_server.model, fault_server.api_key, timeout=10.0)
     tasks = episode_tasks([alfworld_game, alfworld_game])
-    with AlfworldPlayer(workers=2, max_steps=3, agent="llm", llm=settings) as play:
-        runs = play([(task, []) for task in tasks])
+    with Players(AlfworldPlayer("llm", settings), workers=2) as play:
+        runs = [run for run, _ in play([(task, []) for task in tasks], 3)]
     assert [r.error for r in runs] == [None, None]
     for run in runs:
         assert [s.action for s in run.steps] == ["look"] * 3
@@ -219,16 +221,17 @@ def test_llm_player_in_worker_processes(fault_server, alfworld_game, tmp_path, m
 
 
 def test_llm_player_configuration_errors_stop_the_run(fault_server, alfworld_game) -> None:
-    from memp.experiments.alfworld import AlfworldPlayer, LLMSettings, episode_tasks
+    from memp.experiments.alfworld import AlfworldBenchmark, AlfworldPlayer, LLMSettings, episode_tasks
+    from memp.experiments.workers import Players
     from memp.llm.errors import LLMAuthError, LLMConfigError
 
     with pytest.raises(LLMConfigError, match="must start with http"):
-        AlfworldPlayer(workers=1, agent="llm", llm=LLMSettings("ftp://example", "m"))
+        AlfworldBenchmark(Path("unused"), agent="llm", llm=LLMSettings("ftp://example", "m"))
     with pytest.raises(ValueError, match="unknown ALFWorld agent"):
-        AlfworldPlayer(workers=1, agent="gpt")
+        AlfworldBenchmark(Path("unused"), agent="gpt")
     wrong_key = LLMSettings(fault_server.base_url, fault_server.model, "wrong-key", timeout=10.0)
-    with AlfworldPlayer(workers=1, max_steps=2, agent="llm", llm=wrong_key) as play, pytest.raises(LLMAuthError):
-        play([(episode_tasks([alfworld_game])[0], [])])
+    with Players(AlfworldPlayer("llm", wrong_key)) as play, pytest.raises(LLMAuthError):
+        play([(episode_tasks([alfworld_game])[0], [])], 2)
 
 
 # ---- the TravelPlanner paper suite with the LLM agent --------------------------------------------
@@ -236,9 +239,8 @@ def test_llm_player_configuration_errors_stop_the_run(fault_server, alfworld_gam
 
 @pytest.mark.skipif(not (SHARED / "travelplanner").is_dir(), reason="needs ../shared/travelplanner (official data)")
 def test_travelplanner_suite_with_the_llm_agent(fault_server, tmp_path, monkeypatch) -> None:
-    from memp.envs.travelplanner import load_database, resolve_data_dir
-    from memp.envs.travelplanner.paper import PaperConfig, run_paper
     from memp.experiments.llm import LLMSettings
+    from memp.experiments.paper import PaperConfig, run_paper
 
     from . import servers
 
@@ -249,8 +251,7 @@ def test_travelplanner_suite_with_the_llm_agent(fault_server, tmp_path, monkeypa
                       price=(1000.0, 1000.0), max_tokens=64)
     cfg = PaperConfig(seeds=(0,), n_train=0, n_test=2, n_validation=2, ks=(0, 3), from_expert=False,
                       embedder="hashing", agent="llm", llm=llm)
-    db = load_database(resolve_data_dir())
-    results = run_paper(tmp_path, cfg, db=db, progress=False)
+    results = run_paper("travelplanner", tmp_path, cfg, progress=False)
     calls = len(fault_server.state.chat_requests)
     assert results["agent"] == f"react-travel ({fault_server.model})"
     assert calls > 0 and results["usage"]["tokens"] > 0 and results["usage"]["cost_usd"] > 0
@@ -260,7 +261,7 @@ def test_travelplanner_suite_with_the_llm_agent(fault_server, tmp_path, monkeypa
             assert all(row["delivery_rate"] == 0 and row["tokens"] > 0 for row in rows[name].values()
                        if row["n"]), name
     assert fault_server.api_key not in (tmp_path / "results.json").read_text()
-    assert "ReAct loop" in (tmp_path / "report.md").read_text()
+    assert f"react-travel ({fault_server.model})" in (tmp_path / "report.md").read_text()
     # Resuming asks the model nothing more.
-    again = run_paper(tmp_path, cfg, db=db, progress=False)
+    again = run_paper("travelplanner", tmp_path, cfg, progress=False)
     assert len(fault_server.state.chat_requests) == calls and again["usage"] == results["usage"]

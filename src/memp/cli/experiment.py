@@ -1,4 +1,4 @@
-"""`memp experiment …` and `memp bench …`: the paper's analyses and the benchmark runs."""
+"""`memp experiment paper`, `memp bench alfworld` and `memp travelplanner bench`: presets of the suite runner."""
 
 from __future__ import annotations
 
@@ -34,11 +34,27 @@ class AgentKind(str, Enum):
     llm = "llm"
 
 
+OutOpt = Annotated[Path, typer.Option(help="Output folder (resumable).")]
 SeedsOpt = Annotated[str, typer.Option(help="Comma-separated seeds; LLM-free runs use at least 3.")]
+NTrainOpt = Annotated[Optional[int], typer.Option(
+    help="Train tasks: ALFWorld games (default: all) or generated TravelPlanner queries beside the 45 gold (45).")]
+NTestOpt = Annotated[Optional[int], typer.Option(help="Held-out tasks (default: all games; 45 generated queries).")]
+NValidationOpt = Annotated[Optional[int], typer.Option(
+    help="TravelPlanner: validation queries, spread over the file (default: all).")]
+WorkersOpt = Annotated[int, typer.Option(help="Processes playing episodes (the numbers do not depend on it).")]
+RayOpt = Annotated[Optional[str], typer.Option(
+    "--ray", help="Play episodes on Ray: 'local', or a cluster address; every node needs memp and the data.")]
+EmbedderOpt = Annotated[str, typer.Option(help="minilm (default) or hashing (no torch).")]
 MemoryFromOpt = Annotated[Optional[Path], typer.Option(
     "--memory-from", dir_okay=False, show_default=False,
     help="A memory export (e.g. another run's agent-built-memory.jsonl) played as 'imported memory' in "
          "Figure 5a: a strong model's memory for a weak one. Same embedder on both sides.")]
+SelfTaughtOpt = Annotated[bool, typer.Option(
+    "--self-taught", help="Add the self-taught conditions: memory learned from empty on the training tasks "
+                          "(vanilla, validation, adjustment), then frozen on the held-out tasks.")]
+PassesOpt = Annotated[int, typer.Option(help="Self-taught: passes over the training tasks.")]
+TrainStepsOpt = Annotated[int, typer.Option(
+    help="Self-taught: step budget of a training episode (ALFWorld at most 50; held-out episodes keep 30).")]
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -51,61 +67,63 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _run(env: Env, out: Path, workers: int, ray: Optional[str], memory_from: Optional[Path], **options) -> None:
+    from memp.experiments.paper import PaperConfig, run_paper
+
+    cfg = PaperConfig.for_env(env.value, **options)
+    results = run_paper(env.value, out, cfg, workers=workers, ray=ray, memory_from=memory_from)
+    console.print(f"wrote {out}/results.json and the report in {results['seconds']:.0f} s")
+
+
 @app.command()
 def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfworld,
           agent: Annotated[AgentKind, typer.Option(help="offline (LLM-free) or llm.")] = AgentKind.offline,
-          out: Annotated[Path, typer.Option(help="Output folder (resumable).")] = Path("paper-out"),
-          seeds: SeedsOpt = "0,1,2",
-          n_train: Annotated[Optional[int], typer.Option(help="Train games/queries (default: all).")] = None,
-          n_test: Annotated[Optional[int], typer.Option(help="Test games/queries (default: all).")] = None,
-          workers: int = 2, llm_base_url: LLMBaseUrlOpt = None, llm_model: LLMModelOpt = None,
-          llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None, llm_price: LLMPriceOpt = None,
-          llm_timeout: LLMTimeoutOpt = 60.0, memory_from: MemoryFromOpt = None,
-          ray: Annotated[Optional[str], typer.Option(
-              "--ray", help="Play episodes on Ray: 'local', or a cluster address (ALFWorld only).")] = None,
-          n_validation: Annotated[Optional[int], typer.Option(
-              help="TravelPlanner: validation queries, spread over the file (default: all).")] = None,
-          embedder: Annotated[str, typer.Option(
-              help="TravelPlanner: minilm (default) or hashing (no torch).")] = "minilm") -> None:
+          out: OutOpt = Path("paper-out"), seeds: SeedsOpt = "0,1,2", n_train: NTrainOpt = None,
+          n_test: NTestOpt = None, n_validation: NValidationOpt = None, workers: WorkersOpt = 2,
+          llm_base_url: LLMBaseUrlOpt = None, llm_model: LLMModelOpt = None, llm_api_key: LLMApiKeyOpt = None,
+          llm_cache: LLMCacheOpt = None, llm_price: LLMPriceOpt = None, memory_from: MemoryFromOpt = None,
+          ray: RayOpt = None, embedder: EmbedderOpt = "minilm", self_taught: SelfTaughtOpt = False,
+          passes: PassesOpt = 1, train_max_steps: TrainStepsOpt = 30,
+          llm_timeout: LLMTimeoutOpt = 60.0) -> None:
     """Tables 1-2 and Figures 3, 5a, 5b of the paper; writes results.json, report.md, report.html."""
     from memp.experiments.llm import LLMSettings
 
-    price = parse_price(llm_price)
     llm = None
     if agent is AgentKind.llm:
         llm = LLMSettings(base_url=llm_base_url, model=llm_model, api_key=llm_api_key,
-                          cache=str(llm_cache) if llm_cache else str(out / "llm-cache.sqlite"), price=price,
-                          timeout=llm_timeout,
+                          cache=str(llm_cache) if llm_cache else str(out / "llm-cache.sqlite"),
+                          price=parse_price(llm_price), timeout=llm_timeout,
                           # TravelPlanner's ReAct replies carry tool arguments; ALFWorld's are short.
                           max_tokens=256 if env is Env.travelplanner else 96)
-    if env is Env.travelplanner:
-        from memp.envs.travelplanner.paper import PaperConfig, run_paper as run_travel
-
-        if memory_from is not None or ray is not None:
-            raise InvalidInputError("--memory-from and --ray are for the ALFWorld suite only")
-        if any(n is not None and n < 0 for n in (n_train, n_test, n_validation)) or workers < 1:
-            raise InvalidInputError("--n-train, --n-test and --n-validation must be ≥ 0, --workers ≥ 1")
-        cfg = PaperConfig(seeds=_seeds(seeds), n_train=45 if n_train is None else n_train,
-                          n_test=45 if n_test is None else n_test, n_validation=n_validation, embedder=embedder,
-                          agent=agent.value, llm=llm)
-        results = run_travel(out, cfg, workers=workers)
-    else:
-        from memp.experiments.paper import run_paper
-
-        results = run_paper(out, seeds=_seeds(seeds), n_train=n_train, n_test=n_test, workers=workers,
-                            agent=agent.value, llm=llm, ray_address=ray, memory_from=memory_from)
-    console.print(f"wrote {out}/results.json and the report in {results.get('seconds', 0):.0f} s")
+    _run(env, out, workers, ray, memory_from, seeds=_seeds(seeds), n_train=n_train, n_test=n_test,
+         n_validation=n_validation, embedder=embedder, agent=agent.value, llm=llm, self_taught=self_taught,
+         passes=passes, train_max_steps=train_max_steps)
 
 
 @bench_app.command("alfworld")
-def bench_alfworld(out: Annotated[Path, typer.Option(help="Output folder (resumable).")] = Path("bench-alfworld"),
-                   seeds: SeedsOpt = "0,1,2", n_train: Optional[int] = None, n_test: Optional[int] = None,
-                   workers: int = 2, ray: Annotated[Optional[str], typer.Option(
-                       "--ray", help="Play episodes on Ray: 'local', or a cluster address.")] = None,
-                   memory_from: MemoryFromOpt = None) -> None:
+def bench_alfworld(out: OutOpt = Path("bench-alfworld"), seeds: SeedsOpt = "0,1,2", n_train: NTrainOpt = None,
+                   n_test: NTestOpt = None, workers: WorkersOpt = 2, ray: RayOpt = None,
+                   memory_from: MemoryFromOpt = None, self_taught: SelfTaughtOpt = False) -> None:
     """The full ALFWorld run: official games when ALFWORLD_DATA is set, else generated ones."""
-    from memp.experiments.paper import run_paper
+    _run(Env.alfworld, out, workers, ray, memory_from, seeds=_seeds(seeds), n_train=n_train, n_test=n_test,
+         self_taught=self_taught)
 
-    results = run_paper(out, seeds=_seeds(seeds), n_train=n_train, n_test=n_test, workers=workers,
-                        ray_address=ray, memory_from=memory_from)
-    console.print(f"wrote {out}/results.json and the report in {results['seconds']:.0f} s")
+
+def travelplanner_bench(
+        out: Annotated[Path, typer.Option(help="Output folder (resumable).")] = Path("bench/results/travelplanner"),
+        seed: Annotated[int, typer.Option(help="Seed of the generated train and test queries.")] = 0,
+        n_train: Annotated[int, typer.Option(help="Generated train queries (besides the 45 gold).")] = 45,
+        n_test: Annotated[int, typer.Option(help="Held-out generated test queries.")] = 45,
+        n_validation: NValidationOpt = None, embedder: EmbedderOpt = "minilm",
+        retrieve: Annotated[str, typer.Option(help="Retrieval strategy of the build conditions.")] = "avefact",
+        k: Annotated[int, typer.Option(help="Procedures retrieved per query.")] = 3,
+        data: Annotated[Optional[Path], typer.Option(
+            "--data", help="TravelPlanner data directory (default: $MEMP_TRAVELPLANNER_DATA).")] = None,
+        workers: WorkersOpt = 1) -> None:
+    """One seed of the LLM-free planner: no memory, each build, retrieval, online from expert memory."""
+    from memp.experiments.tables import BUILDS, RETRIEVERS, UPDATES
+
+    only = ("no memory", *BUILDS, *(f"retrieve {r}" for r in RETRIEVERS), *(f"expert+online {u}" for u in UPDATES))
+    _run(Env.travelplanner, out, workers, None, None, seeds=(seed,), n_train=n_train, n_test=n_test,
+         n_validation=n_validation, embedder=embedder, retrieve=retrieve, k=k, ks=(0, k),
+         data=str(data) if data else None, only=only)

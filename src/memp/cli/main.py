@@ -25,9 +25,12 @@ _OPTIONAL = {
 }
 for _name, (_module, _help) in _OPTIONAL.items():
     try:
-        app.add_typer(importlib.import_module(_module).app, name=_name, help=_help)
+        _group = importlib.import_module(_module).app
     except ImportError:
-        pass
+        continue
+    if _name == "travelplanner":  # environments know nothing of experiments: the preset is mounted here
+        _group.command("bench")(experiment.travelplanner_bench)
+    app.add_typer(_group, name=_name, help=_help)
 
 
 @app.command()

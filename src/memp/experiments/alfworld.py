@@ -1,31 +1,36 @@
-"""ALFWorld episodes for the experiment runner: tasks from game folders, played in worker processes.
+"""ALFWorld as a ``Benchmark``: game folders as tasks, the expert's runs as gold, a kept engine per process.
 
-Each worker process keeps one engine (``AlfworldEnv``) and re-points it at each game, because
-loading the engine costs more than a game. Retrieval happens in the parent, which holds the
-memory; workers get the retrieved procedures with the game and send back the trajectory.
+Each process keeps one engine (``AlfworldEnv``) and re-points it at each game, because loading
+the engine costs more than a game. With official data (``ALFWORLD_DATA``) the held-out set is
+``valid_seen`` (the paper's Dev set); without it, memp generates train games and games on unseen
+floor plans.
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
+import os
 import re
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from memp.experiments.runner import (
-    Condition,
-    EpisodeTask,
-    Player,
-    by_group,
-    load_records,
-    run_condition,
-    summarise,
-)
-from memp.experiments.llm import LLMSettings, client_for, close_client
+from memp._errors import InvalidInputError, MempError
+from memp.embed import Embedder
+from memp.experiments.llm import LLMSettings, client_for
+from memp.experiments.suite import Condition, EpisodeRecord, EpisodeTask, SeedData
+from memp.memory import Memory
 from memp.types import RetrievalHit, Task, Trajectory
 
 _TASK = re.compile(r"Your task is to: (.*?)\.", re.IGNORECASE)
+AGENTS = ("offline", "llm")
+MAX_STEPS = 50  # the engine's episodes stop here whatever a condition asks
+
+# The paper's ALFWorld Dev success rate (%) and steps with GPT-4o, for reference.
+PAPER = {"table1_build": {"GPT-4o": {"no memory": (39.28, 23.76), "script": (66.67, 18.52),
+                                     "trajectory": (67.17, 16.49), "proceduralization": (87.14, 15.01)}}}
 
 
 def task_of_game(game: str | Path) -> Task:
@@ -44,138 +49,34 @@ def episode_tasks(games: list[Path], seed: int = 0) -> list[EpisodeTask]:
     return [EpisodeTask(id=str(g), task=task_of_game(g), seed=seed) for g in games]
 
 
-# --- worker side ----------------------------------------------------------------------------
-
-AGENTS = ("offline", "llm")
-
-
-# Games a worker keeps loaded: every condition plays the same test games, and loading a game
-# (its PDDL translation) costs more than playing it. About 3 MB each; 160 holds all 140 of
-# valid_seen (or 134 of valid_unseen) while bounding each worker near 0.5 GB.
-KEEP_GAMES = 160
-_ENV = None
+def spread(items: list, n: int | None) -> list:
+    """``n`` items spread evenly over the sorted list, so every task type (or level) keeps its share."""
+    if n is None or n >= len(items):
+        return list(items)
+    return [items[i * len(items) // n] for i in range(n)]
 
 
-def _init(max_steps: int) -> None:
-    global _ENV
-    from memp.envs.alfworld.env import AlfworldEnv
-
-    _ENV = AlfworldEnv(max_steps=max_steps, keep_games=KEEP_GAMES)
+# --- games and gold -------------------------------------------------------------------------
 
 
-def _agent(kind: str, seed: int, llm: LLMSettings | None):
-    if kind == "llm":
-        from memp.agents.react_alfworld import ReactAlfworldAgent
+def _generate(split: str, n: int, seed: int, out: str) -> list[str]:
+    from memp.envs.alfworld.games import find_games, generate_games
 
-        llm = llm or LLMSettings()
-        return ReactAlfworldAgent(client_for(llm), context_chars=llm.context_chars, max_tokens=llm.max_tokens,
-                                  few_shot=llm.few_shot, temperature=llm.temperature)
-    from memp.agents.offline_alfworld import OfflineAlfworldAgent
-
-    return OfflineAlfworldAgent(seed=seed)
+    existing = find_games(Path(out) / split)
+    if len(existing) >= n:
+        return [str(g) for g in existing[:n]]
+    return [str(g) for g in generate_games(split, n, seed, out)]
 
 
-def _play(game: str, hits: list[dict], seed: int, max_steps: int, agent: str = "offline",
-          llm: LLMSettings | None = None) -> str:
-    from memp.llm.errors import LLMAuthError, LLMConfigError, LLMModelNotFoundError
-
-    if _ENV is None or _ENV.max_steps != max_steps:  # in-process runs may differ in step limit
-        _init(max_steps)
-    task = task_of_game(game)
-    player = None
-    try:
-        player = _agent(agent, seed, llm)
-        _ENV.load(game)
-        trajectory = player.run(_ENV, [RetrievalHit.model_validate(h) for h in hits])
-    except (LLMConfigError, LLMAuthError, LLMModelNotFoundError):
-        raise  # the same for every episode: stop the experiment rather than fail each one
-    except Exception as err:  # a broken game is a failed episode, not a failed experiment
-        name = getattr(player, "name", "react-alfworld" if agent == "llm" else "offline-alfworld")
-        trajectory = Trajectory(task=task, reward=0.0, error=f"{type(err).__name__}: {err}",
-                                agent=name, metadata={"game": game})
-    return trajectory.model_dump_json()
-
-
-def _ray_play(address: str, workers: int):
-    """``_play`` as a Ray remote function, on a local instance or a running cluster."""
-    try:
-        import ray
-    except ImportError:
-        from memp._errors import MempError
-
-        raise MempError("running on Ray needs the ray extra: pip install 'memp[ray]'") from None
-    local = address == "local"
-    ray.init(address=None if local else address, num_cpus=workers if local else None,
-             include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    return ray.remote(_play)
-
-
-class AlfworldPlayer:
-    """Plays batches of ALFWorld episodes in parallel processes.
-
-    ``agent="offline"`` is the LLM-free agent; ``agent="llm"`` the ReAct agent, each worker with
-    its own client built from ``llm`` (an ``LLMSettings``).
-    """
-
-    def __init__(self, workers: int = 2, max_steps: int = 30, *, agent: str = "offline",
-                 llm: LLMSettings | None = None, ray_address: str | None = None) -> None:
-        """``ray_address`` ("local", or a cluster's "ray://host:10001" / "host:6379") plays each
-        episode as a Ray task instead; every node needs memp and the games at the same paths."""
-        if agent not in AGENTS:
-            raise ValueError(f"unknown ALFWorld agent {agent!r}; choose one of {', '.join(AGENTS)}")
-        if agent == "llm":
-            llm = llm or LLMSettings()
-            llm.check()  # a missing setting fails here, once
-        self.max_steps = max_steps
-        self.workers = workers
-        self.agent = agent
-        self.llm = llm
-        self._pool = None
-        self._ray = None
-        if ray_address is not None:
-            self._ray = _ray_play(ray_address, workers)
-        elif workers > 1:
-            self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                             initializer=_init, initargs=(max_steps,))
-
-    def __call__(self, batch: list[tuple[EpisodeTask, list[RetrievalHit]]]) -> list[Trajectory]:
-        args = [(t.id, [h.model_dump(mode="json") for h in hits], t.seed, self.max_steps, self.agent, self.llm)
-                for t, hits in batch]
-        if self._ray is not None:
-            import ray
-
-            results = ray.get([self._ray.remote(*a) for a in args])
-        elif self._pool is None:
-            results = [_play(*a) for a in args]
-        else:
-            results = list(self._pool.map(_play, *zip(*args))) if args else []
-        return [Trajectory.model_validate(json.loads(r)) for r in results]
-
-    def close(self) -> None:
-        if self._ray is not None:
-            import ray
-
-            ray.shutdown()
-        elif self._pool is not None:
-            self._pool.shutdown()
-        else:  # episodes ran in this process: release its client and cache file
-            close_client()
-
-    def __enter__(self) -> AlfworldPlayer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-# --- the experiments ------------------------------------------------------------------------
-
-BUILDS = ("trajectory", "script", "proceduralization")
-UPDATES = ("vanilla", "validation", "adjustment")
+def generated_games(out: Path, n_train: int, n_test: int, seed: int) -> tuple[list[Path], list[Path]]:
+    """Train and unseen games, generated side by side in two processes (or reused)."""
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
+        train = pool.submit(_generate, "train", n_train, seed, str(out))
+        test = pool.submit(_generate, "unseen", n_test, seed + 1, str(out))
+        return [Path(g) for g in train.result()], [Path(g) for g in test.result()]
 
 
 def _gold_job(games: list[str], seed: int) -> list[str]:
-    from memp._errors import MempError
     from memp.envs.alfworld.env import AlfworldEnv
     from memp.envs.alfworld.expert import expert_trajectories
 
@@ -205,77 +106,169 @@ def gold_trajectories(games: list[Path], cache: Path, *, workers: int = 2, seed:
     # Ids derived from the game keep memories (and so retrieval ties) identical across runs.
     gold = [t.model_copy(update={"id": f"gold-{order.get(t.metadata.get('game', ''), i):05d}"})
             for i, t in enumerate(gold)]
-    cache.write_text("".join(t.model_dump_json() + "\n" for t in gold))
+    partial = cache.with_name(cache.name + ".partial")
+    partial.write_text("".join(t.model_dump_json() + "\n" for t in gold))
+    partial.replace(cache)
     return gold
 
 
-def fresh_memory(path: Path, embedder, **options):
-    from memp.memory import Memory
-    from memp.store import SQLiteStore
+# --- playing (in worker processes) ----------------------------------------------------------
 
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-    return Memory(SQLiteStore(path), embedder=embedder, **options)
-
-
-def _has_records(out: Path, condition: str) -> bool:
-    return any(r.condition == condition for r in load_records(out / "episodes.jsonl"))
+# Games a process keeps loaded: every condition plays the same test games, and loading a game
+# (its PDDL translation) costs more than playing it. About 3 MB each; 160 holds all 140 of
+# valid_seen (or 134 of valid_unseen) while bounding each worker near 0.5 GB.
+KEEP_GAMES = 160
+_ENV = None
 
 
-def run_frozen(name: str, tasks: list[EpisodeTask], play: Player, out: Path, embedder, *,
-               gold: list[Trajectory] | None, build: str = "proceduralization", retrieve: str = "query",
-               k: int = 3, seed: int = 0, imported: list[dict] | None = None, progress=None) -> dict:
-    """One condition with memory built from ``gold`` and kept fixed (``gold=None``: no memory).
+def _engine(max_steps: int):
+    global _ENV
+    if _ENV is None or _ENV.max_steps != max_steps:
+        from memp.envs.alfworld.env import AlfworldEnv
 
-    ``imported`` (the records of a memory export) is the memory instead, procedures as exported.
-    """
-    if (gold is None and imported is None) or k == 0:
-        records = run_condition(Condition(name), tasks, play, out, progress=progress)
-        return summarise(records)
-    mem = fresh_memory(out / f"memory-{name.replace(' ', '-')}.db", embedder, build=build,
-                       retrieve=retrieve, k=k, seed=seed)
-    if imported is not None:
-        mem.store.import_records(imported, namespace=mem.namespace)
-    else:
-        mem.add_many(gold)
-    cond = Condition(name, build=build, retrieve=retrieve, k=k, memory="imported" if imported else "gold")
-    records = run_condition(cond, tasks, play, out, memory=mem, progress=progress)
-    mem.close()
-    return summarise(records)
+        _ENV = AlfworldEnv(max_steps=max_steps, keep_games=KEEP_GAMES)
+    return _ENV
 
 
-def run_builds(tasks: list[EpisodeTask], gold: list[Trajectory], play: Player, out: Path, embedder, *,
-               retrieve: str = "query", k: int = 3, builds=("none", *BUILDS), progress=None) -> dict:
-    """Table 1: the agent without memory, and with memory built from gold runs by each strategy."""
-    results = {}
-    for build in builds:
-        name = "no memory" if build == "none" else build
-        results[name] = run_frozen(name, tasks, play, out, embedder, gold=None if build == "none" else gold,
-                                   build=build if build != "none" else "proceduralization",
-                                   retrieve=retrieve, k=k, progress=progress)
-    return results
+@dataclass(frozen=True)
+class AlfworldPlayer:
+    """Plays one game: the LLM-free agent, or (``agent="llm"``) the ReAct agent on this process's client."""
+
+    agent: str = "offline"
+    llm: LLMSettings | None = None
+
+    def make_agent(self, seed: int):
+        if self.agent == "llm":
+            from memp.agents.react_alfworld import ReactAlfworldAgent
+
+            llm = self.llm or LLMSettings()
+            return ReactAlfworldAgent(client_for(llm), context_chars=llm.context_chars, max_tokens=llm.max_tokens,
+                                      few_shot=llm.few_shot, temperature=llm.temperature)
+        from memp.agents.offline_alfworld import OfflineAlfworldAgent
+
+        return OfflineAlfworldAgent(seed=seed)
+
+    def __call__(self, task: EpisodeTask, hits: list[RetrievalHit], max_steps: int) -> tuple[Trajectory, dict]:
+        from memp.llm.errors import LLMAuthError, LLMConfigError, LLMModelNotFoundError
+
+        env = _engine(max_steps)
+        player = None
+        try:
+            player = self.make_agent(task.seed)
+            env.load(task.id)
+            trajectory = player.run(env, hits)
+        except (LLMConfigError, LLMAuthError, LLMModelNotFoundError):
+            raise  # the same for every episode: stop the experiment rather than fail each one
+        except Exception as err:  # a broken game is a failed episode, not a failed experiment
+            name = getattr(player, "name", "react-alfworld" if self.agent == "llm" else "offline-alfworld")
+            trajectory = Trajectory(task=task.task, reward=0.0, error=f"{type(err).__name__}: {err}",
+                                    agent=name, metadata={"game": task.id})
+        return trajectory, {}
 
 
-def run_online(tasks: list[EpisodeTask], play: Player, out: Path, embedder, *, group_size: int = 10,
-               build: str = "proceduralization", retrieve: str = "query", k: int = 3,
-               updates=UPDATES, progress=None) -> dict:
-    """Figure 3: memory starts empty and learns from the agent's own runs, group by group."""
-    from memp.memory import Memory
-    from memp.store import SQLiteStore
+# --- the benchmark --------------------------------------------------------------------------
 
-    curves = {}
-    for update in updates:
-        name = f"online {update}"
-        path = out / f"memory-online-{update}.db"
-        options = dict(build=build, retrieve=retrieve, update=update, k=k)
-        # Resuming keeps the memory that the recorded groups built; a new run starts empty.
-        mem = (Memory(SQLiteStore(path), embedder=embedder, **options) if _has_records(out, name)
-               else fresh_memory(path, embedder, **options))
-        cond = Condition(name, build=build, retrieve=retrieve, update=update, k=k, memory="empty")
-        records = run_condition(cond, tasks, play, out, memory=mem, group_size=group_size, progress=progress)
-        curves[update] = {"overall": summarise(records), "groups": by_group(records),
-                          "memory": {"active": mem.store.count("default", status="active"),
-                                     "deprecated": mem.store.count("default", status="deprecated"),
-                                     "revisions": sum(1 for e in mem.store.events("default") if e.kind == "revised")}}
-        mem.close()
-    return curves
+
+def summarise(records: Sequence[EpisodeRecord], seeds: Sequence[int] = ()) -> dict[str, Any]:
+    """Success rate with its 95 % Wilson interval, steps, errors and spending."""
+    from memp.experiments.tables import wilson
+
+    n = len(records)
+    wins = [r for r in records if r.success]
+    out = {
+        "n": n,
+        "success_rate": round(len(wins) / n, 4) if n else 0.0,
+        "success_ci95": wilson(len(wins), n),
+        "avg_steps": round(sum(r.steps for r in records) / n, 2) if n else 0.0,
+        "avg_steps_success": round(sum(r.steps for r in wins) / len(wins), 2) if wins else None,
+        "errors": sum(1 for r in records if r.error),
+        "tokens": sum(r.tokens for r in records),
+        "cost_usd": round(sum(r.cost_usd for r in records), 6),
+    }
+    if seeds:
+        # The seeds replay the same games, so the pooled interval is narrower than a new sample of
+        # games would give; each seed's own rate shows how much the agent's chance moves it.
+        out["per_seed"] = [summarise([r for r in records if r.seed == s])["success_rate"] for s in seeds]
+    return out
+
+
+class AlfworldBenchmark:
+    """ALFWorld games for the runner; ``games`` (train, test, source) overrides where games come from."""
+
+    name, title = "alfworld", "ALFWorld"
+    sets = ("test",)
+    labels = {"test": "test games"}
+    keep_trajectories = True
+    # Retrieval ties in the store's own order, texts embedded as needed: as the published ALFWorld
+    # numbers were made.
+    tie_break = False
+    prewarm = False
+    rate, ci, steps = "success_rate", "success_ci95", "avg_steps"
+    columns = {"success_rate": "success"}
+    curve_metrics = [("success_rate", "success rate", True), ("avg_steps", "average steps", False)]
+    paper, paper_keys = PAPER, ("success_rate", "avg_steps")
+    summarise = staticmethod(summarise)
+
+    def __init__(self, out: Path, *, n_train: int | None = None, n_test: int | None = None, gold_seed: int = 0,
+                 workers: int = 2, agent: str = "offline", llm: LLMSettings | None = None,
+                 games: tuple[list[Path], list[Path], str] | None = None) -> None:
+        if agent not in AGENTS:
+            raise InvalidInputError(f"unknown ALFWorld agent {agent!r}; choose one of {', '.join(AGENTS)}")
+        if agent == "llm":
+            (llm or LLMSettings()).check()  # a missing setting fails here, once
+        self.out = out
+        self.n_train, self.n_test = n_train, n_test
+        self.gold_seed = gold_seed
+        self.workers = workers
+        self.agent, self.llm = agent, llm
+        self._games = games
+        self._gold: list[Trajectory] | None = None
+
+    def fingerprint(self) -> dict[str, Any]:
+        found = {"n_train": self.n_train, "n_test": self.n_test,
+                 "data": os.environ.get("ALFWORLD_DATA") if self._games is None else "given games"}
+        if self.agent != "offline":
+            found["agent"] = f"{self.agent} {(self.llm or LLMSettings()).model or '(MEMP_LLM_MODEL)'}"
+        return found
+
+    def games(self) -> tuple[list[Path], list[Path], str]:
+        """Official train/valid_seen games when ALFWORLD_DATA is set, else generated train/unseen."""
+        if self._games is None:
+            data = os.environ.get("ALFWORLD_DATA")
+            if data:
+                from memp.envs.alfworld.games import official_games
+
+                train, test = official_games("train", data), official_games("valid_seen", data)
+                source = f"official ALFWorld (train sample → gold; valid_seen = test), {data}"
+            else:
+                train, test = generated_games(self.out / "games", self.n_train or 60, self.n_test or 100,
+                                              self.gold_seed)
+                source = "generated by memp (train → gold; unseen floor plans = test)"
+            self._games = (spread(train, self.n_train), spread(test, self.n_test), source)
+        return self._games
+
+    def prepare(self, seed: int) -> SeedData:
+        train, test, source = self.games()
+        if self._gold is None:
+            self._gold = gold_trajectories(train, self.out / "gold.jsonl", workers=self.workers, seed=self.gold_seed)
+        return SeedData(train=episode_tasks(train, 0), held_out={"test": episode_tasks(test, seed)},
+                        expert=self._gold, train_key="agent-train",
+                        info={"source": source, "n_train_games": len(train), "gold_runs": len(self._gold),
+                              "n_test_games": len(test)})
+
+    def open_memory(self, path: Path, condition: Condition, seed: int, embedder: Embedder) -> Memory:
+        from memp.store import SQLiteStore
+
+        return Memory(SQLiteStore(path), embedder=embedder, build=condition.build, retrieve=condition.retrieve,
+                      update=condition.update or "adjustment", k=condition.k, seed=seed)
+
+    def player(self) -> AlfworldPlayer:
+        return AlfworldPlayer(self.agent, self.llm)
+
+    def keeps(self, trajectory: Trajectory) -> bool:
+        return bool(trajectory.success)
+
+    def agent_name(self) -> str:
+        if self.agent == "offline":
+            return "offline-alfworld (LLM-free)"
+        return f"react-alfworld ({(self.llm or LLMSettings()).model or 'MEMP_LLM_MODEL'})"

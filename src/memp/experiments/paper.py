@@ -1,15 +1,17 @@
-"""`memp experiment paper`: the Memp paper's analyses on ALFWorld, in one command.
+"""`memp experiment paper`: the Memp paper's analyses on ALFWorld or TravelPlanner, in one command.
 
-- Table 1: build strategies (none, trajectory, script, proceduralization);
+- Table 1: build strategies (no memory, trajectory, script, proceduralization);
 - Table 2: retrieval strategies (none, random, query, avefact, hybrid);
-- Figure 3: online update from empty memory (vanilla, validation, adjustment), per task group;
-- Figure 5a: transfer: memory built by the expert versus memory built by the agent itself;
-- Figure 5b: the number of retrieved procedures, k.
+- Figure 3: online update from empty memory (vanilla, validation, adjustment), per group of tasks;
+  with ``from_expert``, also starting from the expert memory (a supplement);
+- Figure 5a: transfer: memory built from the expert's runs versus from the agent's own winning
+  runs on the same train tasks (and an imported memory export, with ``memory_from``);
+- Figure 5b: the number of retrieved procedures, k;
+- with ``self_taught``: memory learned by the agent on the training tasks from empty (each
+  updater), its learning curve, then frozen on the held-out tasks.
 
-Memory is built from gold (expert) runs on the train games; the agent plays the test games. With
-official data (``ALFWORLD_DATA``) the test games are ``valid_seen`` (the paper's Dev set); without
-it, memp generates train games and unseen games. Each seed is played in its own folder; tables
-pool the seeds (success rates with 95 % Wilson intervals).
+Memory is built from expert runs on the train tasks; the agent plays the held-out tasks. Each seed
+is played in its own folder (``memp.experiments.suite``); tables pool the seeds.
 """
 
 from __future__ import annotations
@@ -17,163 +19,216 @@ from __future__ import annotations
 import json
 import os
 import platform
-import random
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-from memp.embed import make_embedder
-from memp.experiments import plots, report
-from memp.experiments.alfworld import (
-    AlfworldPlayer,
-    episode_tasks,
-    gold_trajectories,
-    run_builds,
-    run_frozen,
-    run_online,
-)
+from memp._errors import InvalidInputError
+from memp.embed import Embedder, make_embedder
+from memp.experiments import report
 from memp.experiments.llm import LLMSettings
-from memp.experiments.runner import (
-    Condition,
-    EpisodeRecord,
-    by_group,
-    load_records,
-    markdown_table,
-    progress_bar,
-    run_condition,
-    summarise,
-)
-from memp.types import Trajectory
+from memp.experiments.suite import Condition, Settings, SuiteRun, run_suite
+from memp.experiments.tables import BUILDS, KS, RETRIEVERS, UPDATES, paper_tables
 
-PAPER_GPT4O = {  # the paper's ALFWorld Dev success rate (%) and steps with GPT-4o, for reference
-    "no memory": (39.28, 23.76), "script": (66.67, 18.52), "trajectory": (67.17, 16.49),
-    "proceduralization": (87.14, 15.01),
-}
-KS = (0, 1, 2, 3, 5, 10, 15, 20)
+ENVS = ("alfworld", "travelplanner")
+MAX_TRAIN_STEPS = {"alfworld": 50, "travelplanner": 30}  # the engine's (the agent's) longest episode
 
 
-def choose_games(out: Path, n_train: int | None, n_test: int | None, seed: int) -> tuple[list[Path], list[Path], str]:
-    """Official train/valid_seen games when ALFWORLD_DATA is set, else generated train/unseen."""
-    data = os.environ.get("ALFWORLD_DATA")
-    if data:
-        from memp.envs.alfworld.games import official_games
+@dataclass(frozen=True)
+class PaperConfig:
+    """What to run; ``run_paper`` does the work. ``for_env`` gives each benchmark's defaults."""
 
-        train, test = official_games("train", data), official_games("valid_seen", data)
-        source = f"official ALFWorld (train sample → gold; valid_seen = test), {data}"
-    else:
-        from memp.demo import games
+    seeds: tuple[int, ...] = (0, 1, 2)
+    n_train: int | None = 45  # train tasks (ALFWorld: games; TravelPlanner: generated queries beside the 45 gold)
+    n_test: int | None = 45  # held-out tasks (None: all)
+    n_validation: int | None = None  # TravelPlanner's validation queries, spread over the file (None: all)
+    k: int = 3
+    ks: tuple[int, ...] = KS
+    retrieve: str = "avefact"  # retrieval of every condition but Table 2's
+    group_size: int = 10  # the curves' groups
+    own_threshold: float = 0.8  # TravelPlanner: own runs scoring above this build the agent's memory
+    from_expert: bool = True  # also run Figure 3's updaters starting from the expert memory
+    embedder: str = "minilm"
+    data: str | None = None
+    agent: str = "offline"  # or "llm"
+    llm: LLMSettings | None = None  # the model of the "llm" agent (None: MEMP_LLM_* settings)
+    update_every: int | None = 1  # tasks between online updates (None: a group)
+    order: str = "shuffled"  # which conditions play in the seed's order (``memp.experiments.suite.Settings``)
+    self_taught: bool = False  # add the self-taught conditions
+    passes: int = 1  # self-taught: passes over the training tasks
+    train_max_steps: int = 30  # self-taught: step budget of a training episode
+    only: tuple[str, ...] | None = None  # run only these conditions (a preset's subset; None: all)
 
-        train, test = games(out / "games", n_train or 60, n_test or 100, seed)
-        source = "generated by memp (train → gold; unseen floor plans = test)"
-    return _spread(train, n_train), _spread(test, n_test), source
+    @classmethod
+    def for_env(cls, env: str, **options) -> PaperConfig:
+        if env not in ENVS:
+            raise InvalidInputError(f"unknown benchmark {env!r}; choose one of {', '.join(ENVS)}")
+        if env == "alfworld":
+            # The paper updates ALFWorld memory after each group of tasks, from empty memory only; the
+            # groups mix task types in an order drawn by the seed, frozen conditions play the file order.
+            base = dict(n_train=None, n_test=None, retrieve="query", from_expert=False, update_every=None,
+                        order="learning")
+        else:
+            base = {}
+        return cls(**{**base, **{k: v for k, v in options.items() if v is not None}})  # None: the default
+
+    def check(self, env: str) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise InvalidInputError("the suite needs at least one seed, each once")
+        if any(n is not None and n < 0 for n in (self.n_train, self.n_test, self.n_validation)):
+            raise InvalidInputError("--n-train, --n-test and --n-validation must be ≥ 0")
+        if any(k < 0 for k in self.ks) or self.k < 1 or self.group_size < 1 or (self.update_every or 1) < 1:
+            raise InvalidInputError("k, the group size and update_every must be ≥ 1, and every k in ks ≥ 0")
+        if self.retrieve not in RETRIEVERS:
+            raise InvalidInputError(f"unknown retrieve strategy {self.retrieve!r}; "
+                                    f"choose one of {', '.join(RETRIEVERS)}")
+        if self.passes < 1 or not 1 <= self.train_max_steps <= MAX_TRAIN_STEPS[env]:
+            raise InvalidInputError(f"--passes must be ≥ 1 and --train-max-steps 1 to {MAX_TRAIN_STEPS[env]} "
+                                    f"on {env}")
+        if env == "alfworld" and self.n_validation is not None:
+            raise InvalidInputError("--n-validation is for TravelPlanner (ALFWorld has one held-out set)")
+
+    def settings(self, workers: int, ray: str | None) -> Settings:
+        return Settings(seeds=tuple(self.seeds), group_size=self.group_size,
+                        update_every=self.update_every or self.group_size, order=self.order,
+                        train_max_steps=self.train_max_steps, workers=workers, ray=ray)
 
 
-def _spread(games: list[Path], n: int | None) -> list[Path]:
-    """``n`` games spread evenly over the sorted list, so every task type keeps its share."""
-    if not n or n >= len(games):
-        return games
-    return [games[i * len(games) // n] for i in range(n)]
+def conditions(cfg: PaperConfig, imported: bool = False) -> list[Condition]:
+    """Every condition the configuration needs, each run once per seed and held-out set."""
+    base = dict(retrieve=cfg.retrieve, k=cfg.k)
+    out = [Condition("no memory")]
+    out += [Condition(build, "expert", build=build, **base) for build in BUILDS]
+    out += [Condition(f"retrieve {r}", "expert", retrieve=r, k=cfg.k) for r in RETRIEVERS if r != cfg.retrieve]
+    out += [Condition(f"online {u}", "empty", update=u, **base) for u in UPDATES]
+    if cfg.from_expert:
+        out += [Condition(f"expert+online {u}", "expert", update=u, **base) for u in UPDATES]
+    out.append(Condition("agent-built memory", "own", **base))
+    if imported:
+        out.append(Condition("imported memory", "imported", **base))
+    out += [Condition(f"k={k}", "expert", retrieve=cfg.retrieve, k=k) for k in cfg.ks if k not in (0, cfg.k)]
+    if cfg.self_taught:
+        out += [Condition(f"self-taught {u}", "empty", update=u, train_passes=cfg.passes, **base) for u in UPDATES]
+    return [c for c in out if cfg.only is None or c.name in cfg.only]
 
 
-def run_paper(out: str | Path, *, seeds=(0, 1, 2), n_train: int | None = None, n_test: int | None = None,
-              workers: int = 2, ks=KS, group_size: int = 10, agent: str = "offline", llm=None,
-              ray_address: str | None = None, memory_from: str | Path | None = None) -> dict:
-    """Every analysis; ``agent="llm"`` with ``llm=LLMSettings(...)`` plays the LLM ReAct agent.
+def make_benchmark(env: str, out: Path, cfg: PaperConfig, workers: int = 2):
+    if env == "alfworld":
+        from memp.experiments.alfworld import AlfworldBenchmark
+
+        return AlfworldBenchmark(out, n_train=cfg.n_train, n_test=cfg.n_test, gold_seed=cfg.seeds[0],
+                                 workers=workers, agent=cfg.agent, llm=cfg.llm)
+    from memp.experiments.travelplanner import TravelBenchmark
+
+    return TravelBenchmark(n_train=cfg.n_train, n_test=cfg.n_test, n_validation=cfg.n_validation, data=cfg.data,
+                           agent=cfg.agent, llm=cfg.llm, own_threshold=cfg.own_threshold)
+
+
+def run_paper(env: str, out: str | Path, cfg: PaperConfig | None = None, *, workers: int = 1,
+              ray: str | None = None, memory_from: str | Path | None = None, benchmark=None,
+              embedder: Embedder | None = None, progress: bool = True) -> dict[str, Any]:
+    """Every analysis for every seed (resuming what is recorded); writes results.json and the report.
 
     ``memory_from`` is a memory export (``memp memory export``, or another run's
     ``agent-built-memory.jsonl``) played as one more transfer condition, "imported memory": a
     strong model's memory used by a weak one. Each run exports its own agent-built memory.
     """
+    cfg = cfg or PaperConfig.for_env(env)
+    cfg.check(env)
+    if workers < 1:
+        raise InvalidInputError("--workers must be ≥ 1")
     out = Path(out)
-    imported = _imported(memory_from)  # a bad file fails here, before any episode is played
-    out.mkdir(parents=True, exist_ok=True)
+    imported = read_import(memory_from)  # a bad file fails here, before any episode is played
     started = time.perf_counter()
-    train, test, source = choose_games(out, n_train, n_test, seeds[0])
-    gold = gold_trajectories(train, out / "gold.jsonl", workers=workers, seed=seeds[0])
-    embedder = make_embedder("minilm", cache=out / "embeddings.sqlite")
-    with AlfworldPlayer(workers=workers, agent=agent, llm=llm, ray_address=ray_address) as player, \
-            progress_bar() as progress:
-        # One bar over the whole suite, so its time-left column estimates the run, not one condition.
-        recorded = sum(len(load_records(out / f"seed-{s}" / "episodes.jsonl")) for s in seeds)
-        recorded += len(load_records(out / "agent-train" / "episodes.jsonl"))
-        whole = progress.add_task("whole suite", total=suite_size(len(train), len(test), seeds, ks, bool(imported)),
-                                  completed=recorded)
-
-        def play(batch):
-            trajectories = player(batch)
-            progress.advance(whole, len(batch))
-            return trajectories
-
-        own = _agent_built_memory(train, play, out, progress)
-        _export(own, out / "agent-built-memory.jsonl", embedder)
-        for seed in seeds:
-            folder = out / f"seed-{seed}"
-            tasks = episode_tasks(test, seed)
-            run_builds(tasks, gold, play, folder, embedder, progress=progress)
-            for retrieve in ("random", "avefact", "hybrid"):
-                run_frozen(f"retrieve {retrieve}", tasks, play, folder, embedder, gold=gold, retrieve=retrieve,
-                           seed=seed, progress=progress)
-            run_online(arrival_order(tasks, seed), play, folder, embedder, group_size=group_size, progress=progress)
-            run_frozen("agent-built memory", tasks, play, folder, embedder, gold=own, progress=progress)
-            if imported:
-                run_frozen("imported memory", tasks, play, folder, embedder, gold=None, imported=imported,
-                           progress=progress)
-            for k in ks:
-                if k not in (0, 3):  # k=0 is "no memory", k=3 is the default run
-                    run_frozen(f"k={k}", tasks, play, folder, embedder, gold=gold, k=k, progress=progress)
-    results = _tables(out, seeds, ks)
-    results["claims"] = claims(results)
+    benchmark = benchmark or make_benchmark(env, out, cfg, workers)
+    out.mkdir(parents=True, exist_ok=True)
+    embedder = embedder or make_embedder(cfg.embedder, cache=out / "embeddings.sqlite")
+    run = run_suite(benchmark, out, cfg.settings(workers, ray), conditions(cfg, bool(imported)), embedder,
+                    imported=imported, show_progress=progress,
+                    fingerprint={"k": cfg.k, "retrieve": cfg.retrieve, "embedder": embedder.name})
+    own = export_own(benchmark, run, out / "agent-built-memory.jsonl", embedder)
+    tables = paper_tables(run.records, benchmark.sets, cfg.seeds, benchmark.summarise, retrieve=cfg.retrieve,
+                          k=cfg.k, ks=cfg.ks)
+    seconds = time.perf_counter() - started
+    common = {"agent": benchmark.agent_name(), "seconds": round(seconds, 1),
+              "seconds_all_runs": log_run(out, seconds),
+              "machine": {"cores": os.cpu_count(), "python": platform.python_version()}}
+    if env == "alfworld":
+        results = {**{key: value["test"] if isinstance(value, dict) and "test" in value else value
+                      for key, value in tables.items()}, **_alfworld_about(cfg, run, own, embedder), **common}
+    else:
+        results = {**tables, **_travel_about(cfg, run, benchmark, embedder), **common}
     if imported:
         results["memory_from"] = {"path": str(memory_from),
                                   "procedures": sum(1 for r in imported if r.get("type") == "procedure")}
-    model = (llm or LLMSettings()).model or "MEMP_LLM_MODEL"  # None: the worker's MEMP_LLM_* settings
-    agent_name = "offline-alfworld (LLM-free)" if agent == "offline" else f"react-alfworld ({model})"
-    seconds = time.perf_counter() - started
-    results.update(source=source, agent=agent_name, seeds=list(seeds),
-                   n_train_games=len(train), gold_runs=len(gold), agent_built_runs=len(own),
-                   n_test_games=len(test), retrieve="query (unless stated)", k=3, group_size=group_size,
-                   embedder=embedder.name, seconds=round(seconds, 1), seconds_all_runs=_log_run(out, seconds),
-                   machine={"cores": os.cpu_count(), "python": platform.python_version()},
-                   versions=report.versions())
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    _report(out, results)
+    text = json.dumps(results, indent=2) + "\n"
+    (out / "results.json").write_text(text, encoding="utf-8")
+    results = json.loads(text)  # what the file holds (lists, not tuples)
+    report.write_report(out, results, tables, benchmark, cfg)
     return results
 
 
-def _agent_built_memory(train: list[Path], play, out: Path, progress):
-    """The agent's own successful runs on the train games, without memory: its memory to transfer."""
-    records = run_condition(Condition("agent on train"), episode_tasks(train, 0), play, out / "agent-train",
-                            progress=progress)
-    wins = {r.trajectory_id for r in records if r.success}
-    lines = (out / "agent-train" / "trajectories.jsonl").read_text().splitlines()
-    runs = [Trajectory.model_validate({k: v for k, v in json.loads(line).items() if k != "condition"})
-            for line in lines]
-    return [t for t in runs if t.id in wins]
+def _alfworld_about(cfg: PaperConfig, run: SuiteRun, own: int, embedder: Embedder) -> dict[str, Any]:
+    info = run.data[cfg.seeds[0]].info
+    return {"source": info["source"], "seeds": list(cfg.seeds), "n_train_games": info["n_train_games"],
+            "gold_runs": info["gold_runs"], "agent_built_runs": own, "n_test_games": info["n_test_games"],
+            "retrieve": f"{cfg.retrieve} (unless stated)", "k": cfg.k, "group_size": cfg.group_size,
+            "embedder": embedder.name, "versions": report.versions()}
 
 
-def suite_size(n_train: int, n_test: int, seeds, ks, imported: bool = False) -> int:
-    """Episodes in a whole run: the agent's train runs, then every condition on every test game.
+def _travel_about(cfg: PaperConfig, run: SuiteRun, benchmark, embedder: Embedder) -> dict[str, Any]:
+    from memp.experiments.travelplanner import SETS
 
-    Conditions: 4 builds (no memory included), 3 more retrievers, 3 online updaters, the
-    agent-built memory, the imported one if any, and each k but 0 and 3 (those are no memory and
-    the default).
-    """
-    conditions = 4 + 3 + 3 + 1 + int(imported) + len([k for k in ks if k not in (0, 3)])
-    return n_train + conditions * n_test * len(seeds)
-
-
-def arrival_order(tasks: list, seed: int) -> list:
-    """The tasks shuffled by the seed, for the online runs.
-
-    Game folders sort by task type, so in file order each group of 10 would hold one type and the
-    curve would trace the types' difficulty, not what memory learned. Shuffled, every group mixes
-    types, as an agent's stream of work would, and each seed sees another stream.
-    """
-    shuffled = list(tasks)
-    random.Random(seed).shuffle(shuffled)
-    return shuffled
+    data = {}
+    for seed, d in run.data.items():
+        runs = run.own.get(d.train_key, [])
+        data[str(seed)] = {**d.info, "own_runs": len(runs), "own_runs_passed": sum(bool(t.success) for t in runs),
+                           "own_runs_kept": sum(benchmark.keeps(t) for t in runs),
+                           "own_runs_tokens": sum(int(t.metadata.get("tokens", 0) or 0) for t in runs),
+                           "own_runs_cost_usd": round(sum(float((t.metadata.get("usage") or {}).get(
+                               "cost_usd", 0.0)) for t in runs), 6)}
+    config = asdict(cfg)
+    if config.get("llm"):  # never the API key
+        config["llm"] = {k: v for k, v in config["llm"].items() if k != "api_key"}
+    kind = "LLM-free planner" if cfg.agent == "offline" else "LLM agent"
+    return {"benchmark": f"TravelPlanner (two-stage, {kind}), official evaluation",
+            "config": {**config, "embedder": embedder.name}, "sets": SETS, "data_dir": str(benchmark.db.root),
+            "data": data, "versions": report.versions(("memp", "sentence-transformers", "torch", "numpy",
+                                                       "matplotlib"))}
 
 
-def _log_run(out: Path, seconds: float) -> float:
+def read_import(path: str | Path | None) -> list[dict] | None:
+    """The records of a memory export, checked completely; ``None`` without a path."""
+    if path is None:
+        return None
+    from memp.store.base import parse_export, read_export
+
+    records = read_export(Path(path))
+    if not parse_export(records, "default")["procedures"]:
+        raise InvalidInputError(f"{path} holds no procedure; export a memory with `memp memory export`")
+    return records
+
+
+def export_own(benchmark, run: SuiteRun, path: Path, embedder: Embedder) -> int:
+    """The agent's own kept runs (the first seed's train set) as a memory export; returns how many."""
+    from memp.store.base import write_export
+
+    first = next(iter(run.data.values()))
+    runs = [t for t in run.own.get(first.train_key, []) if benchmark.keeps(t)]
+    building = path.with_suffix(".db")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{building}{suffix}").unlink(missing_ok=True)
+    memory = benchmark.open_memory(building, Condition("export", "own"), 0, embedder)
+    memory.add_many(runs)
+    write_export(memory.store, path, memory.namespace)
+    memory.store.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{building}{suffix}").unlink(missing_ok=True)
+    return len(runs)
+
+
+def log_run(out: Path, seconds: float) -> float:
     """Append this run's time to ``runs.jsonl``; returns the time of every run into ``out``.
 
     A resumed run's own time says little, so the report gives the sum.
@@ -183,156 +238,3 @@ def _log_run(out: Path, seconds: float) -> float:
         fh.write(json.dumps({"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(seconds, 1)}) + "\n")
     return round(sum(json.loads(line)["seconds"] for line in log.read_text().splitlines() if line.strip()), 1)
 
-
-def _imported(path: str | Path | None) -> list[dict] | None:
-    """The records of a memory export, checked completely; ``None`` without a path."""
-    if path is None:
-        return None
-    from memp._errors import InvalidInputError
-    from memp.store.base import parse_export, read_export
-
-    records = read_export(Path(path))
-    if not parse_export(records, "default")["procedures"]:
-        raise InvalidInputError(f"{path} holds no procedure; export a memory with `memp memory export`")
-    return records
-
-
-def _export(runs: list[Trajectory], path: Path, embedder) -> None:
-    """The agent's own winning runs as a memory export, for another agent to import."""
-    from memp.experiments.alfworld import fresh_memory
-    from memp.store.base import write_export
-
-    memory = fresh_memory(path.with_suffix(".db"), embedder)
-    memory.add_many(runs)
-    write_export(memory.store, path, "default")
-    memory.close()
-
-
-def claims(r: dict) -> list[dict]:
-    """The paper's five headline claims (PAPER.md), each judged on the pooled success rates."""
-    def rate(rows: dict, name: str) -> float:
-        return rows[name]["success_rate"]
-
-    t1, t2, upd, tr, ks = (r["table1_build"], r["table2_retrieve"], r["figure3_overall"],
-                           r["figure5a_transfer"], r["figure5b_k"])
-    none, builds = rate(t1, "no memory"), ("trajectory", "script", "proceduralization")
-    steps = t1["proceduralization"]["avg_steps"] / max(t1["no memory"]["avg_steps"], 1e-9)
-    by_k = [(name, rate(ks, name)) for name in ks]
-    best = max(by_k, key=lambda kv: kv[1])
-    after = [v for name, v in by_k[by_k.index(best) + 1:]]
-    return [
-        {"claim": "any memory beats none, proceduralization is best, steps fall by about a third",
-         "holds": min(rate(t1, b) for b in builds) > none and rate(t1, "proceduralization") >= max(
-             rate(t1, b) for b in builds) and steps <= 0.75,
-         "evidence": ", ".join(f"{b} {rate(t1, b):.3f}" for b in ("no memory", *builds))
-                     + f"; steps ×{steps:.2f}"},
-        {"claim": "keyed retrieval (query, avefact) beats random",
-         "holds": min(rate(t2, "query"), rate(t2, "avefact")) > rate(t2, "random"),
-         "evidence": ", ".join(f"{n} {rate(t2, n):.3f}" for n in ("random", "query", "avefact"))},
-        {"claim": "online: adjustment > validation > vanilla",
-         "holds": rate(upd, "adjustment") > rate(upd, "validation") > rate(upd, "vanilla"),
-         "evidence": ", ".join(f"{n} {rate(upd, n):.3f}" for n in ("vanilla", "validation", "adjustment"))},
-        {"claim": "memory from a stronger agent lifts a weaker one",
-         "holds": rate(tr, "expert-built memory") > rate(tr, "agent-built memory") and (
-             "imported memory" not in tr or rate(tr, "imported memory") > rate(tr, "no memory")),
-         "evidence": ", ".join(f"{n} {rate(tr, n):.3f}" for n in tr)},
-        {"claim": "more retrieved procedures help up to a point, then hurt",
-         "holds": best[1] > by_k[0][1] and bool(after) and min(after) < best[1],
-         "evidence": ", ".join(f"{n} {v:.3f}" for n, v in by_k)},
-    ]
-
-
-def _imported_note(r: dict) -> str:
-    own = (f"Agent-built memory: the agent's {r['agent_built_runs']} winning runs on the train games "
-           "(exported as agent-built-memory.jsonl). ")
-    if "memory_from" not in r:
-        return own + "\n\n"
-    return own + (f"Imported memory: {r['memory_from']['procedures']} procedures from "
-                  f"{r['memory_from']['path']}.\n\n")
-
-
-def _tables(out: Path, seeds, ks) -> dict:
-    # Each seed's episodes file is read once; every table pools its conditions across seeds.
-    records: list[EpisodeRecord] = []
-    for seed in seeds:
-        records += load_records(out / f"seed-{seed}" / "episodes.jsonl")
-
-    def of(name: str) -> list[EpisodeRecord]:
-        return [r for r in records if r.condition == name]
-
-    def pooled(name: str) -> dict:
-        # The seeds replay the same games, so the pooled interval is narrower than a new sample of
-        # games would give; each seed's own rate shows how much the agent's chance moves it.
-        rows = of(name)
-        return {**summarise(rows), "per_seed": [summarise([r for r in rows if r.seed == s])["success_rate"]
-                                                for s in seeds]}
-
-    t1 = {n: pooled(n) for n in ("no memory", "trajectory", "script", "proceduralization")}
-    t2 = {"none": t1["no memory"], "random": pooled("retrieve random"), "query": t1["proceduralization"],
-          "avefact": pooled("retrieve avefact"), "hybrid": pooled("retrieve hybrid")}
-    updates = ("vanilla", "validation", "adjustment")
-    fig5a = {"no memory": t1["no memory"], "agent-built memory": pooled("agent-built memory"),
-             "expert-built memory": t1["proceduralization"]}
-    if of("imported memory"):
-        fig5a["imported memory"] = pooled("imported memory")
-    spent = records + load_records(out / "agent-train" / "episodes.jsonl")
-    fig5b = {f"k={k}": (t1["no memory"] if k == 0 else t1["proceduralization"] if k == 3
-                        else pooled(f"k={k}")) for k in ks}
-    return {"table1_build": t1, "table2_retrieve": t2,
-            "figure3_update": {u: by_group(of(f"online {u}")) for u in updates},
-            "figure3_overall": {u: pooled(f"online {u}") for u in updates},
-            "figure5a_transfer": fig5a, "figure5b_k": fig5b,
-            "usage": {"tokens": sum(r.tokens for r in spent), "cost_usd": round(sum(r.cost_usd for r in spent), 6)}}
-
-
-def _report(out: Path, r: dict) -> None:
-    plots.bars(r["table1_build"], out / "table1_build.png", "Table 1: build strategies")
-    plots.bars(r["table2_retrieve"], out / "table2_retrieve.png", "Table 2: retrieval strategies")
-    plots.curves(r["figure3_update"], out / "figure3_update.png", "Figure 3: online update from empty memory")
-    plots.bars(r["figure5a_transfer"], out / "figure5a_transfer.png", "Figure 5a: whose memory")
-    plots.bars(r["figure5b_k"], out / "figure5b_k.png", "Figure 5b: number of retrieved procedures")
-    paper = "\n".join(f"| {k} | {rate:.1f} | {steps:.1f} | {r['table1_build'][k]['success_rate'] * 100:.1f} | "
-                      f"{r['table1_build'][k]['avg_steps']:.1f} |" for k, (rate, steps) in PAPER_GPT4O.items())
-    claims = "\n".join(f"- {'yes' if c['holds'] else 'no'}: {c['claim']} ({c['evidence']})" for c in r["claims"])
-    md = f"""# The Memp paper's analyses, reproduced with memp
-
-Agent: {r['agent']}. Games: {r['source']}. {r['gold_runs']} gold runs from {r['n_train_games']} train
-games; {r['n_test_games']} test games × seeds {r['seeds']}; retrieval {r['retrieve']}, k = {r['k']};
-embedder {r['embedder']}; {r['seconds_all_runs']:.0f} s on {r['machine']['cores']} cores (all runs into this folder,
-resumed ones included; this one {r['seconds']:.0f} s).
-Versions: {', '.join(f'{k} {v}' for k, v in r['versions'].items())}.
-Tokens (prompt + completion, every episode of the run): {r['usage']['tokens']}; cost: ${r['usage']['cost_usd']:.4f}
-(at the price given with `--llm-price`; a cached answer costs nothing).
-
-## Table 1 — build strategies
-{markdown_table(r['table1_build'])}
-![](table1_build.png)
-
-The paper (GPT-4o, ALFWorld Dev) beside this run ({r['agent']}; a different agent, so compare
-the ordering, not the values):
-
-| strategy | paper success % | paper steps | memp success % | memp steps |
-|---|---|---|---|---|
-{paper}
-
-## The paper's headline claims, checked on this run
-{claims}
-
-## Table 2 — retrieval strategies (proceduralization memory)
-{markdown_table(r['table2_retrieve'])}
-![](table2_retrieve.png)
-
-## Figure 3 — online update from empty memory, per group of {r['group_size']} tasks
-{markdown_table(r['figure3_overall'])}
-![](figure3_update.png)
-
-## Figure 5a — transfer: whose experience the memory holds
-{_imported_note(r)}{markdown_table(r['figure5a_transfer'])}
-![](figure5a_transfer.png)
-
-## Figure 5b — number of retrieved procedures
-{markdown_table(r['figure5b_k'])}
-![](figure5b_k.png)
-"""
-    (out / "report.md").write_text(md)
-    (out / "report.html").write_text(report.html_page(out, md))

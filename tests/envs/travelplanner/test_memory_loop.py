@@ -9,10 +9,9 @@ from typer.testing import CliRunner
 from memp.agents.offline_travel import OfflineTravelPlanner
 from memp.embed import HashingEmbedder
 from memp.envs.travelplanner import TravelTools
-from memp.envs.travelplanner.adjust import TravelAdjuster, fixes_for, insert_check, travel_memory
+from memp.experiments.travel_adjust import TravelAdjuster, fixes_for, insert_check, travel_memory
 from memp.envs.travelplanner.env import TravelEnv
 from memp.envs.travelplanner.episode import task_for
-from memp.envs.travelplanner.experiment import BenchConfig, markdown_table, run_benchmark
 from memp.envs.travelplanner.gold import gold_trajectory
 from memp.envs.travelplanner.observe import (
     ACCOMMODATION_COLUMNS,
@@ -96,26 +95,25 @@ def test_adjustment_from_evaluator_feedback_through_memory(db, train, tmp_path):
 
 
 @needs_data
-def test_bench_runner_and_cli(db, tmp_path):
-    cfg = BenchConfig(seed=3, n_train=4, n_test=4, n_validation=4, embedder="hashing",
-                      builds=("script",), retrievers=("avefact",))
-    results = run_benchmark(cfg, db=db, embedder=HashingEmbedder())
-    rows = results["conditions"]["test_generated"]
-    assert set(rows) == {"no_memory", "script", "script+adjustment", "retrieve=avefact"}
-    for key in ("commonsense_micro", "commonsense_macro", "hard_micro", "hard_macro",
-                "final_pass_rate", "delivery_rate", "steps"):
-        assert key in rows["no_memory"] and key in results["metric_names"]
-    assert "| no_memory |" in markdown_table(results)
+def test_bench_preset_of_the_suite_runner(tmp_path):
+    """`memp travelplanner bench`: one seed, no memory, each build, retrieval, online from expert memory."""
+    from memp.cli.main import app
+
+    args = ["travelplanner", "bench", "--seed", "3", "--n-train", "2", "--n-test", "2", "--n-validation", "2",
+            "--embedder", "hashing"]
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        result = CliRunner().invoke(app, [*args, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    saved = json.loads((first / "results.json").read_text())
+    for name in ("test_generated", "validation"):
+        assert list(saved["table1_build"][name]) == ["no memory", "trajectory", "script", "proceduralization"]
+        assert list(saved["table2_retrieve"][name]) == ["none", "random", "query", "avefact", "hybrid"]
+        assert list(saved["figure3_from_expert"][name]) == ["vanilla", "validation", "adjustment"]
+        assert all(row["n"] == 2 for row in saved["table1_build"][name].values())
+    assert "figure3_update" not in saved and "figure5b_k" not in saved  # not in this preset
+    assert saved["config"]["seeds"] == [3] and (first / "report.md").read_text().startswith("# The Memp")
     # Deterministic by seed.
-    again = run_benchmark(cfg, db=db, embedder=HashingEmbedder())
-    assert again["conditions"] == results["conditions"]
-
-    from memp.envs.travelplanner.cli import app
-
-    out = tmp_path / "bench"
-    result = CliRunner().invoke(app, ["bench", "--out", str(out), "--seed", "3", "--n-train", "2",
-                                      "--n-test", "2", "--n-validation", "2", "--embedder", "hashing"])
-    assert result.exit_code == 0, result.output
-    saved = json.loads((out / "results.json").read_text())
-    assert set(saved["conditions"]) == {"test_generated", "validation"}
-    assert (out / "results.md").read_text().startswith("### test_generated")
+    again = json.loads((second / "results.json").read_text())
+    for key in ("table1_build", "table2_retrieve", "figure3_from_expert"):
+        assert again[key] == saved[key], key

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 
 import pytest
 from typer.testing import CliRunner
 
 from memp._errors import InvalidInputError
-from memp.llm.errors import LLMConfigError
 from memp.agents.offline_travel import OfflineTravelPlanner
-from memp.envs.travelplanner import paper
 from memp.envs.travelplanner.env import TravelEnv
 from memp.envs.travelplanner.evaluator import evaluate
-from memp.envs.travelplanner.paper import PaperConfig, run_paper
-from memp.experiments.runner import wilson
+from memp.experiments import travelplanner
+from memp.experiments.paper import PaperConfig, run_paper
+from memp.experiments.suite import EpisodeRecord, load_records
+from memp.experiments.tables import wilson
+from memp.llm.errors import LLMConfigError
 
 from .conftest import needs_data
 
@@ -33,19 +35,20 @@ FIGURES = ("table1_build", "table2_retrieve", "figure3_update", "figure3_from_ex
 
 def _numbers(results: dict) -> dict:
     """Everything but the timings."""
-    return {k: v for k, v in results.items() if k not in ("seconds", "machine")}
+    return {k: v for k, v in results.items() if k not in ("seconds", "seconds_all_runs", "machine")}
 
 
 def _records(folder, seed: int) -> list[dict]:
-    lines = [line for name in SETS for line in (folder / f"seed-{seed}" / f"records-{name}.jsonl").read_text().splitlines()]
-    return sorted(({k: v for k, v in json.loads(line).items() if k != "seconds"} for line in lines),
-                  key=lambda r: (r["set"], r["condition"]))
+    """A seed's records without random ids (trajectories', procedures')."""
+    rows = [{**asdict(r), "trajectory_id": None, "retrieved": len(r.retrieved)}
+            for r in load_records(folder / f"seed-{seed}" / "episodes.jsonl")]
+    return sorted(rows, key=lambda r: (r["set"], r["condition"], r["task_id"]))
 
 
 @pytest.fixture(scope="module")
-def suite(db, tmp_path_factory):
+def suite(tmp_path_factory):
     out = tmp_path_factory.mktemp("tp-paper")
-    return out, run_paper(out, TINY, db=db, progress=False)
+    return out, run_paper("travelplanner", out, TINY, progress=False)
 
 
 def test_every_table_has_its_rows_and_sound_intervals(suite):
@@ -106,58 +109,63 @@ def test_files_and_report(suite):
     for text in ("Table 1", "Table 2", "Figure 3", "Figure 5a", "Figure 5b", "GPT-4o", "71.93", "LLM-free",
                  "| no memory | 8 |", "sentence-transformers" if "sentence-transformers" in r["versions"] else "memp"):
         assert text in md, text
-    assert "do not separate" in md  # online from empty memory: nothing to learn from
-    assert "headline claims" in md and "| 4. Memory from a stronger agent" in md
+    assert "headline claims" in md and "memory from a stronger agent lifts a weaker one" in md
+    assert [len(r["claims"][name]) for name in SETS] == [5, 5]
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(pngs)
-    assert html.count("<table>") == 2 + 2 * len(FIGURES) + 1 + 2  # config, seeds; every figure per set; claims; the paper's
+    # the seeds' data; every figure per set; the two curve tables per set; the paper's Tables 1 and 2
+    assert html.count("<table>") == 1 + 2 * len(FIGURES) + 2 * 2 + 2
     assert r["config"]["seeds"] == [0, 1] and r["config"]["ks"] == [0, 1, 3]
 
 
 def test_pooled_metrics_are_the_official_evaluation(db):
     """summarise() over per-query records gives what evaluate() gives over the plans."""
-    queries = paper.seed_sets(TINY, 0, db)["validation"] + paper.seed_sets(TINY, 0, db)["test_generated"]
+    sets = travelplanner.datasets(db, 0, 1, 4, 4)
+    queries = sets["validation"] + sets["test_generated"]
     runs = [OfflineTravelPlanner().run(TravelEnv(q, db)) for q in queries]
-    records = [paper.query_record(q, t, db, index=i, group=0, retrieved=0) for i, (q, t) in enumerate(zip(queries, runs))]
-    ours = paper.summarise(records)
+    records = [EpisodeRecord("c", "s", str(i), 0, 0, bool(t.success), len(t.steps), t.reward, None, t.id,
+                             scores=travelplanner.query_record(q, t, db, 0))
+               for i, (q, t) in enumerate(zip(queries, runs))]
+    ours = travelplanner.summarise(records)
     official = evaluate(queries, [t.metadata["plan"] for t in runs], db)
     for key in METRICS:
         assert ours[key] == pytest.approx(official[key], abs=1e-4), key
 
 
-def test_same_seed_same_numbers_also_in_parallel(suite, db, tmp_path):
+def test_same_seed_same_numbers_also_in_parallel(suite, tmp_path):
     out, first = suite
-    again = run_paper(tmp_path, TINY, workers=2, progress=False)  # each seed in its own process
+    again = run_paper("travelplanner", tmp_path, TINY, workers=2, progress=False)  # episodes in 2 processes
     assert _numbers(again) == _numbers(first)
     for seed in TINY.seeds:
         assert _records(tmp_path, seed) == _records(out, seed)
 
 
-def test_resume_plays_only_what_is_missing(suite, db, tmp_path, monkeypatch):
+def test_resume_plays_only_what_is_missing(suite, tmp_path, monkeypatch):
     out, first = suite
     shutil.copytree(out, tmp_path / "run")
     played = []
-    real = paper.play
+    real = travelplanner.TravelPlayer.__call__
 
-    def counting(spec, queries, *args, **kwargs):
-        played.append(spec.name)
-        return real(spec, queries, *args, **kwargs)
+    def counting(self, task, hits, max_steps):
+        played.append(task.id)
+        return real(self, task, hits, max_steps)
 
-    monkeypatch.setattr(paper, "play", counting)
-    assert _numbers(run_paper(tmp_path / "run", TINY, db=db, progress=False)) == _numbers(first)
+    monkeypatch.setattr(travelplanner.TravelPlayer, "__call__", counting)
+    assert _numbers(run_paper("travelplanner", tmp_path / "run", TINY, progress=False)) == _numbers(first)
     assert played == []
-    # A condition lost (say, a crash before its line was written) is played again, alone.
-    path = tmp_path / "run" / "seed-1" / "records-validation.jsonl"
+    # A condition lost (say, a crash before its lines were written) is played again, alone.
+    path = tmp_path / "run" / "seed-1" / "episodes.jsonl"
     lines = path.read_text().splitlines()
     kept = [line for line in lines if json.loads(line)["condition"] != "retrieve random"
             or json.loads(line)["set"] != "validation"]
     path.write_text("\n".join(kept) + "\n" + '{"set": "validation", "condi')  # and a line cut short
-    assert len(kept) == len(lines) - 1
-    assert _numbers(run_paper(tmp_path / "run", TINY, db=db, progress=False)) == _numbers(first)
-    assert played == ["retrieve random"]
+    assert len(kept) == len(lines) - 4
+    assert _numbers(run_paper("travelplanner", tmp_path / "run", TINY, progress=False)) == _numbers(first)
+    assert len(played) == 4
     # Other settings in the same folder are refused rather than mixed in.
     with pytest.raises(InvalidInputError, match="other settings"):
-        run_paper(tmp_path / "run", PaperConfig(seeds=(0,), n_test=5, embedder="hashing"), db=db, progress=False)
+        run_paper("travelplanner", tmp_path / "run", PaperConfig(seeds=(0,), n_test=5, embedder="hashing"),
+                  progress=False)
 
 
 def test_cli_runs_the_suite(tmp_path, monkeypatch):
@@ -182,8 +190,8 @@ def test_cli_runs_the_suite(tmp_path, monkeypatch):
                                        "--out", str(tmp_path / "llm")])
     assert isinstance(refused.exception, LLMConfigError) and "MEMP_LLM_BASE_URL" in str(refused.exception)
     assert not (tmp_path / "llm").exists()
-    # ALFWorld-only options are refused for TravelPlanner, before anything runs.
-    refused = CliRunner().invoke(app, ["experiment", "paper", "--env", "travelplanner", "--ray", "local",
-                                       "--out", str(tmp_path / "ray")])
-    assert isinstance(refused.exception, InvalidInputError) and "ALFWorld suite only" in str(refused.exception)
-    assert not (tmp_path / "ray").exists()
+    # TravelPlanner-only options are refused for ALFWorld, before anything runs.
+    refused = CliRunner().invoke(app, ["experiment", "paper", "--env", "alfworld", "--n-validation", "3",
+                                       "--out", str(tmp_path / "alf")])
+    assert isinstance(refused.exception, InvalidInputError) and "TravelPlanner" in str(refused.exception)
+    assert not (tmp_path / "alf").exists()

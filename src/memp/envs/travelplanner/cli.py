@@ -1,4 +1,4 @@
-"""``memp travelplanner ...``: score submissions and generate queries."""
+"""``memp travelplanner ...``: score submissions and generate queries (``bench`` is mounted by ``memp.cli.main``)."""
 
 from __future__ import annotations
 
@@ -94,31 +94,3 @@ def generate(
         out.write_text("\n".join(lines) + "\n", encoding="utf-8")
         typer.echo(f"wrote {len(lines)} queries to {out}")
 
-
-@app.command()
-def bench(
-    out: Annotated[Path, typer.Option(help="Directory for results.json and results.md.")] = Path("bench/results/travelplanner"),
-    seed: Annotated[int, typer.Option(help="Seed of the generated train and test queries.")] = 0,
-    n_train: Annotated[int, typer.Option("--n-train", help="Generated train queries (besides the 45 gold).")] = 45,
-    n_test: Annotated[int, typer.Option("--n-test", help="Held-out generated test queries.")] = 45,
-    n_validation: Annotated[
-        Optional[int], typer.Option("--n-validation", help="Validation queries used (default: all).")
-    ] = None,
-    embedder: Annotated[str, typer.Option(help="minilm (default) or hashing.")] = "minilm",
-    retrieve: Annotated[str, typer.Option(help="Retrieval strategy of the build conditions.")] = "avefact",
-    k: Annotated[int, typer.Option(help="Procedures retrieved per query.")] = 3,
-    data: DataOpt = None,
-) -> None:
-    """Run the LLM-free planner without and with memory; write results.json and a table."""
-    from memp.envs.travelplanner.experiment import BenchConfig, markdown_table, run_benchmark, write_results
-
-    cfg = BenchConfig(seed=seed, n_train=n_train, n_test=n_test, n_validation=n_validation,
-                      embedder=embedder, retrieve=retrieve, k=k, data=str(data) if data else None)
-    try:
-        results = run_benchmark(cfg)
-    except (MempError, ValueError, RuntimeError, OSError) as err:
-        _fail(err)
-        return
-    json_path, _ = write_results(results, out)
-    typer.echo(markdown_table(results))
-    typer.echo(f"wrote {json_path} ({results['seconds']} s)")

@@ -13,15 +13,23 @@ or ``Prefer[restaurant, cheapest]`` switch on the corresponding check, and the o
 procedure used FlightSearch and GoogleDistanceMatrix sets the order in which modes are tried.
 Every check it applies is recorded as a step of the trajectory (with what it kept), so a
 successful run teaches the same checks to memory in turn.
+
+On training queries it may also explore (``Exploration``): besides the checks memory names, it
+tries some of its repertoire's other checks, chosen at random (seeded), and records which ones in
+``metadata['explored']``. That is how memory can learn from the planner's own runs at all: without
+a check it passes nothing, so its own runs would never show memory what works. Memory alone
+decides what it keeps of those trials (the updater), and exploration is off at test time.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from memp._errors import InvalidInputError
 from memp.envs.travelplanner.constraints import HOUSE_RULE_PHRASE
 from memp.envs.travelplanner.env import TravelEnv
 from memp.envs.travelplanner.generator import ROOM_TYPE_OK
@@ -35,7 +43,7 @@ from memp.envs.travelplanner.observe import (
     parse_distance,
     parse_table,
 )
-from memp.envs.travelplanner.procedures import Check, Instructions, read_procedures
+from memp.envs.travelplanner.procedures import CHECKS, Check, Instructions, read_procedures
 from memp.envs.travelplanner.queries import TravelQuery
 from memp.types import RetrievalHit, Trajectory
 
@@ -84,22 +92,46 @@ class _Episode:
         self.env.note(check.line, observation)
 
 
+@dataclass
+class Exploration:
+    """Training-time trials: each check of the repertoire that memory does not name is tried with
+    probability ``rate``. One seeded stream of draws per planner, so a replay is identical."""
+
+    rate: float = 0.5
+    seed: int = 0
+    _rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise InvalidInputError(f"exploration rate must be between 0 and 1, got {self.rate!r}")
+        self._rng = random.Random(self.seed)
+
+    def trials(self, ins: Instructions) -> frozenset[Check]:
+        """The checks to try on top of ``ins`` (drawn in the repertoire's fixed order)."""
+        return frozenset(c for c in CHECKS if c not in ins.checks and self._rng.random() < self.rate)
+
+
 class OfflineTravelPlanner:
     """Plans a TravelPlanner query with the tools; memory decides which checks it makes."""
 
     name = "offline-travel"
 
+    def __init__(self, explore: Exploration | None = None) -> None:
+        self.explore = explore
+
     def run(self, env: TravelEnv, memory: list[RetrievalHit] | None = None) -> Trajectory:
         _, info = env.reset()
         query: TravelQuery = info["query"]
         ins = read_procedures(h.procedure for h in memory) if memory else Instructions()
-        ep = _Episode(env, query, ins)
+        explored = self.explore.trials(ins) if self.explore else frozenset()
+        ep = _Episode(env, query, replace(ins, checks=ins.checks | explored))
         cities, legs = self._route(ep)
         plan = self._plan(ep, cities, legs)
         env.note(f"Planner[{query.query or query.dest}]", _plan_summary(plan))
         return env.submit(plan, agent=self.name, metadata={
             "followed": ins.followed,
-            "checks": sorted(c.line for c in ins.checks),
+            "checks": sorted(c.line for c in ep.ins.checks),
+            "explored": sorted(c.line for c in explored),
         })
 
     # --- where to go and how -------------------------------------------------------------

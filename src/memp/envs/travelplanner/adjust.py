@@ -4,7 +4,12 @@
 constraints that ``trajectory_from_episode`` stores in ``trajectory.metadata['failures']`` and
 writes a new version of the followed procedure with the check that guards each of them, placed
 right after the search the check reads (or appended, with that search, when the script has none).
-Failures no check can prevent (a venue outside the sandbox, say) only become a pitfall note.
+Failures no check can prevent (a venue outside the sandbox, say) teach nothing.
+
+``TravelAdjustmentUpdater`` (what ``travel_memory`` uses for ``update="adjustment"``) also learns
+from a failed run that followed no procedure, which the generic updater skips: it stores the run's
+own procedure with the checks its failures call for (``TravelAdjuster.lesson``). So from empty
+memory the planner's first failures already leave evidence that later retrieval returns.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from memp.envs.travelplanner.procedures import (
 )
 from memp.memory import Memory
 from memp.types import Procedure, Trajectory
-from memp.update import next_version
+from memp.update import AdjustmentUpdater, next_version
 
 MAX_NOTES = 6
 CHEAPEST = (Check("transportation", "cheapest"), Check("flight", "cheapest"),
@@ -76,39 +81,88 @@ def insert_check(script: Sequence[str], check: Check) -> list[str]:
     return [*lines[:at], check.line, *lines[at:]]
 
 
+def with_fixes(procedure: Procedure, failed: Trajectory) -> tuple[list[str], list[str], list[Check]] | None:
+    """(script, notes, checks added): ``procedure`` taught the checks ``failed``'s failures call for.
+
+    None when every such check is already there (or no check can prevent those failures).
+    """
+    failures = failed.metadata.get("failures") or []
+    present = {c for line in procedure_lines(procedure) if (c := parse_check(line))}
+    ab = travel_abstraction()
+    script = list(procedure.script) or [s.action for s in procedure.steps if not ab.is_noop(s)]
+    notes = list(procedure.notes)
+    added: list[Check] = []
+    for failure in failures:
+        name, reason = str(failure.get("constraint", "")), failure.get("reason")
+        new = [c for c in fixes_for(name, reason) if c not in present and c not in added]
+        for check in new:
+            script = insert_check(script, check)
+        added += new
+        if new:
+            notes.append(f"{name} failed ({str(reason or '')[:90]}): added " + ", ".join(c.line for c in new))
+    if not added:
+        return None
+    return script, list(dict.fromkeys(notes))[-MAX_NOTES:], added
+
+
+def _checks(procedure: Procedure, added: list[Check]) -> list[str]:
+    present = {c.line for line in procedure_lines(procedure) if (c := parse_check(line))}
+    return sorted(present | {c.line for c in added})
+
+
 class TravelAdjuster:
     """Revise a followed procedure from the constraints its run failed."""
 
     def revise(self, procedure: Procedure, failed: Trajectory) -> Procedure | None:
-        failures = failed.metadata.get("failures") or []
-        lines = procedure_lines(procedure)
-        present = {c for line in lines if (c := parse_check(line))}
-        ab = travel_abstraction()
-        script = list(procedure.script) or [s.action for s in procedure.steps if not ab.is_noop(s)]
-        notes = list(procedure.notes)
-        added: list[Check] = []
-        for failure in failures:
-            name, reason = str(failure.get("constraint", "")), failure.get("reason")
-            new = [c for c in fixes_for(name, reason) if c not in present and c not in added]
-            for check in new:
-                script = insert_check(script, check)
-            added += new
-            if new:
-                notes.append(f"{name} failed ({str(reason or '')[:90]}): added "
-                             + ", ".join(c.line for c in new))
-        if not added:
+        fixed = with_fixes(procedure, failed)
+        if fixed is None:
             # Nothing this adjuster can teach; repeated failures retire it by deprecation.
             return None
-        checks = sorted({*(c.line for c in present), *(c.line for c in added)})
-        return next_version(procedure, failed, script=script,
-                            notes=list(dict.fromkeys(notes))[-MAX_NOTES:],
-                            extra={**procedure.extra, "checks": checks})
+        script, notes, added = fixed
+        return next_version(procedure, failed, script=script, notes=notes,
+                            extra={**procedure.extra, "checks": _checks(procedure, added)})
+
+    def lesson(self, built: Procedure, failed: Trajectory) -> Procedure | None:
+        """A new procedure from a failed run that followed none: what it did, plus the checks
+        its failures call for. So a failure from empty memory leaves evidence retrieval returns."""
+        fixed = with_fixes(built, failed)
+        if fixed is None:
+            return None
+        script, notes, added = fixed
+        return built.model_copy(update={"script": script, "notes": notes, "extra": {
+            **built.extra, "checks": _checks(built, added), "lesson_from_failure": failed.id}})
+
+
+class TravelAdjustmentUpdater(AdjustmentUpdater):
+    """Adjustment, plus a lesson from a failed run that followed no procedure.
+
+    The generic updater revises only what was followed, so from empty memory a failure would
+    teach nothing; here it stores the run's procedure with the checks its failures call for.
+    """
+
+    adjuster: TravelAdjuster
+
+    def _learn(self, store, namespace, trajectory, used, report):
+        if trajectory.success or self._followed(trajectory, used):
+            return super()._learn(store, namespace, trajectory, used, report)
+        built = self.builder.build(trajectory)
+        taught = self.adjuster.lesson(built, trajectory) if built is not None else None
+        if taught is None:
+            report.skipped = "failed run followed no procedure, and no check would have prevented its failures"
+            return []
+        return [taught]
 
 
 def travel_memory(location: str | Path, *, build: str = "proceduralization", retrieve: str = "avefact",
                   update: str = "adjustment", embedder: Embedder | None = None, k: int = 3,
                   seed: int = 0, **options) -> Memory:
     """A Memory with TravelPlanner's script abstraction and the evaluator-driven adjuster."""
-    return Memory.open(location, namespace=options.pop("namespace", "travelplanner"), build=build,
-                       retrieve=retrieve, update=update, embedder=embedder, k=k, seed=seed,
-                       abstraction=travel_abstraction(), adjuster=TravelAdjuster(), **options)
+    memory = Memory.open(location, namespace=options.pop("namespace", "travelplanner"), build=build,
+                         retrieve=retrieve, update=update, embedder=embedder, k=k, seed=seed,
+                         abstraction=travel_abstraction(), adjuster=TravelAdjuster(), **options)
+    if update == "adjustment":
+        generic = memory.updater
+        memory.updater = TravelAdjustmentUpdater(
+            builder=generic.builder, embedder=generic.embedder, adjuster=generic.adjuster,
+            deprecation=generic.deprecation, dedup_threshold=generic.dedup_threshold)
+    return memory

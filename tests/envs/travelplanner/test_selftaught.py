@@ -67,3 +67,24 @@ def test_lesson_keeps_what_the_run_did():
     lesson = TravelAdjuster().lesson(built, _failed(("Minimum Nights Stay", "...")))
     checks = {parse_check(line) for line in procedure_lines(lesson)} - {None}
     assert checks == {Check("accommodation", "house rule"), Check("accommodation", "minimum nights")}
+
+
+def test_posterior_deprecation_waits_for_evidence():
+    from memp.envs.travelplanner.adjust import PosteriorDeprecation
+    from memp.types import ProcedureStats
+    from memp.update import DeprecationRule
+
+    rule = PosteriorDeprecation()
+
+    def retired(uses, successes):
+        return rule.should_deprecate(ProcedureStats(uses=uses, successes=successes))
+
+    # The paper's rule retires 0 in 3; the posterior waits for 0 in 4, 1 in 7, 2 in 10.
+    assert DeprecationRule().should_deprecate(ProcedureStats(uses=3, successes=0))
+    assert not retired(3, 0) and retired(4, 0)
+    assert not retired(6, 1) and retired(7, 1)
+    assert not retired(9, 2) and retired(10, 2)
+    assert not retired(40, 20)
+    # P(rate < 0.5) under Beta(1, 4) is 1 - 0.5^4.
+    assert abs(rule.belief_below(ProcedureStats(uses=3, successes=0)) - 0.9375) < 1e-12
+    assert "P(success rate < 0.5) = 0.969" in rule.reason(ProcedureStats(uses=4, successes=0))

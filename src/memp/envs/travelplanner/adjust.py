@@ -14,7 +14,9 @@ memory the planner's first failures already leave evidence that later retrieval 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from memp.embed import Embedder
@@ -28,8 +30,8 @@ from memp.envs.travelplanner.procedures import (
     travel_abstraction,
 )
 from memp.memory import Memory
-from memp.types import Procedure, Trajectory
-from memp.update import AdjustmentUpdater, next_version
+from memp.types import Procedure, ProcedureStats, Trajectory
+from memp.update import AdjustmentUpdater, DeprecationRule, next_version
 
 MAX_NOTES = 6
 CHEAPEST = (Check("transportation", "cheapest"), Check("flight", "cheapest"),
@@ -131,6 +133,37 @@ class TravelAdjuster:
         script, notes, added = fixed
         return built.model_copy(update={"script": script, "notes": notes, "extra": {
             **built.extra, "checks": _checks(built, added), "lesson_from_failure": failed.id}})
+
+
+@dataclass(frozen=True)
+class PosteriorDeprecation(DeprecationRule):
+    """Retire a procedure once its record makes a success rate below ``min_success_rate``
+    likely: P(rate < min_success_rate) >= ``confidence`` under Beta(1 + successes, 1 + failures).
+
+    The planner follows the union of k procedures and on training queries explores on top, so a
+    failed run is weak evidence against any one of them; the paper's rule (3 uses, rate < 0.5)
+    retires a procedure after 0 successes in 3 uses, which from empty memory throws away the few
+    successes memory has before they can prove themselves. This one waits for 0 in 4, 1 in 7 ...
+    """
+
+    confidence: float = 0.95
+
+    def should_deprecate(self, stats: ProcedureStats) -> bool:
+        return stats.uses >= self.min_uses and self.belief_below(stats) >= self.confidence
+
+    def belief_below(self, stats: ProcedureStats) -> float:
+        """P(success rate < min_success_rate) under the Beta(1 + s, 1 + f) posterior."""
+        return _beta_cdf(self.min_success_rate, 1 + stats.successes, 1 + stats.failures)
+
+    def reason(self, stats: ProcedureStats) -> str:
+        return (f"{stats.successes} successes in {stats.uses} uses: P(success rate < {self.min_success_rate}) "
+                f"= {self.belief_below(stats):.3f} >= {self.confidence}")
+
+
+def _beta_cdf(x: float, a: int, b: int) -> float:
+    """The Beta(a, b) CDF at x for whole a, b: P(Binomial(a + b - 1, x) >= a)."""
+    n = a + b - 1
+    return sum(math.comb(n, j) * x**j * (1 - x) ** (n - j) for j in range(a, n + 1))
 
 
 class TravelAdjustmentUpdater(AdjustmentUpdater):

@@ -135,3 +135,16 @@ def test_exploration_tries_unnamed_checks_seeded(travel_db, travel_train):
     assert any(s.action == "Filter[accommodation, minimum nights]" for s in run.steps)
     with pytest.raises(InvalidInputError, match="between 0 and 1"):
         Exploration(rate=1.5)
+
+
+def test_a_check_made_is_recorded_even_when_it_ruled_nothing_out(travel_db, travel_train):
+    """A passing run teaches the checks it made, so 'has venues' is a step on every multi-city
+    trip that made it, not only on those where a city lacked venues."""
+    venues = Procedure(key="a trip", script=["Filter[city, has venues]"])
+    trips = [q for q in travel_train if q.visiting_city_number > 1][:6]
+    for q in trips:
+        run = OfflineTravelPlanner().run(TravelEnv(q, travel_db), [RetrievalHit(procedure=venues, score=1.0)])
+        notes = [s for s in run.steps if s.action == "Filter[city, has venues]"]
+        assert len(notes) == 1 and notes[0].observation.startswith("visiting ")
+        visited = {d["current_city"] for d in run.metadata["plan"] if " to " not in d["current_city"]}
+        assert all(city in notes[0].observation for city in visited)

@@ -84,6 +84,7 @@ class _Episode:
     legs_cache: dict[tuple[str, str, str, str], LegOption | None] = field(default_factory=dict)
     flights_cache: dict[tuple[str, str, str], list[dict[str, str]]] = field(default_factory=dict)
     tables: dict[tuple[str, str], list[dict[str, str]]] = field(default_factory=dict)
+    no_venues: list[str] = field(default_factory=list)  # cities a venue search found empty
 
     def has(self, kind: str, criterion: str) -> bool:
         return self.ins.has(kind, criterion)
@@ -159,6 +160,12 @@ class OfflineTravelPlanner:
                 ep.note(Check("city", "reachable"),
                         f"visiting {', '.join(cities)}: every leg has transport" if found
                         else "no sequence of cities with transport on every leg was found")
+            if ep.has("city", "has venues"):
+                # Recorded whenever it was made, not only when it ruled a city out: a passing
+                # run that made it then teaches it.
+                skipped = [c for c in ep.no_venues if c not in cities]
+                ep.note(Check("city", "has venues"), f"visiting {', '.join(cities)}: each lists stays, "
+                        "restaurants and attractions" + (f"; skipped {', '.join(skipped)}" if skipped else ""))
         stops = [q.org, *cities, q.org]
         days = self._leg_days(q, len(cities))
         return cities, self._transport(ep, stops, days)
@@ -166,8 +173,8 @@ class OfflineTravelPlanner:
     def _has_venues(self, ep: _Episode, city: str) -> bool:
         found = all(self._search(ep, tool, city)
                     for tool in ("AttractionSearch", "AccommodationSearch", "RestaurantSearch"))
-        if not found:
-            ep.note(Check("city", "has venues"), f"{city} skipped: a search found nothing")
+        if not found and city not in ep.no_venues:
+            ep.no_venues.append(city)
         return found
 
     def _venues_ok(self, ep: _Episode, city: str) -> bool:

@@ -86,7 +86,7 @@ def run_one(seed: int, updater: str, args: dict) -> dict:
         memory = travel_memory(Path(tmp) / "m.db", update=updater, embedder=embedder, k=args["k"],
                                seed=seed, namespace=NAMESPACE, **extra)
         learner = OfflineTravelPlanner(explore=Exploration(rate=float(str(args["rate"]).split(",")[0]), seed=seed))
-        passes = []
+        passes, curve, episodes = [], [], 0
         rates = [float(r) for r in str(args["rate"]).split(",")]
         for p in range(args["passes"]):
             learner.explore.rate = rates[min(p, len(rates) - 1)]
@@ -98,13 +98,16 @@ def run_one(seed: int, updater: str, args: dict) -> dict:
                 trajectory = learner.run(TravelEnv(q, db), hits)
                 memory.update(trajectory, hits)
                 runs.append(trajectory)
+                episodes += 1
+                if args.get("curve_every") and episodes % args["curve_every"] == 0:
+                    curve.append({"episodes": episodes, "test_final_pass": test(memory, validation, db)["final_pass_rate"]})
             passes.append({"pass": p + 1, "train_final_pass": round(sum(t.success for t in runs) / len(runs), 4),
                            **_memory_state(memory)})
             # The memory so far, frozen, on the test set: the learning curve (nothing is updated).
             result = test(memory, validation, db)
             passes[-1]["test_final_pass"] = result["final_pass_rate"]
         memory.close()
-    return {"seed": seed, "updater": updater, "passes": passes, "validation": result,
+    return {"seed": seed, "updater": updater, "passes": passes, "curve": curve, "validation": result,
             "seconds": round(time.time() - started, 1)}
 
 
@@ -128,12 +131,14 @@ def main() -> None:
     ap.add_argument("--embedder", default="minilm")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--deprecation", default=None, help="min uses,min success rate (default: memp's 3,0.5)")
+    ap.add_argument("--curve-every", type=int, default=0,
+                    help="also test the frozen memory after every N training episodes (a learning curve)")
     ap.add_argument("--dev", action="store_true",
                     help="train on the 45 official train queries, test on the generated ones (no validation)")
     ap.add_argument("--out", default="bench/results/selftaught_travelplanner.json")
     a = ap.parse_args()
     args = {"passes": a.passes, "rate": a.rate, "n_train": a.n_train, "k": a.k, "embedder": a.embedder,
-            "deprecation": a.deprecation, "dev": a.dev}
+            "deprecation": a.deprecation, "dev": a.dev, "curve_every": a.curve_every}
     jobs = [(int(s), u) for s in a.seeds.split(",") for u in a.updaters.split(",")]
     started = time.time()
     with ProcessPoolExecutor(max_workers=max(1, min(a.workers, 2))) as pool:
@@ -152,6 +157,11 @@ def main() -> None:
                       "steps_mean": round(sum(r["validation"]["steps"] for r in rows) / len(rows), 2),
                       "test_final_pass_by_pass": [round(sum(r["passes"][p]["test_final_pass"] for r in rows)
                                                         / len(rows), 4) for p in range(a.passes)]}
+        if a.curve_every:
+            summary[u]["curve_mean"] = [
+                {"episodes": point["episodes"],
+                 "test_final_pass": round(sum(r["curve"][i]["test_final_pass"] for r in rows) / len(rows), 4)}
+                for i, point in enumerate(rows[0]["curve"])]
     summary["no memory"] = {"final_pass_mean": baseline["validation"]["final_pass_rate"],
                             "commonsense_micro_mean": baseline["validation"]["commonsense_micro"],
                             "hard_micro_mean": baseline["validation"]["hard_micro"],
@@ -166,6 +176,9 @@ def main() -> None:
         print(f"{name:12s} final pass {100 * row['final_pass_mean']:5.1f} %  "
               f"#CS {100 * row['commonsense_micro_mean']:5.1f}  #HC {100 * row['hard_micro_mean']:5.1f}  "
               f"steps {row['steps_mean']:.1f}" + (f"  after each pass: {curve}" if curve else ""), flush=True)
+    for u in a.updaters.split(",") if a.curve_every else ():
+        print(u, "after N episodes:", " ".join(f"{p['episodes']}:{100 * p['test_final_pass']:.1f}"
+                                              for p in summary[u]["curve_mean"]))
     for r in results:
         print(r["seed"], r["updater"], "per pass (train pass, test pass, active, deprecated, revisions):",
               [(p["train_final_pass"], p["test_final_pass"], p["active"], p["deprecated"], p["revisions"])

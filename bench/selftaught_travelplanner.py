@@ -100,7 +100,8 @@ def run_one(seed: int, updater: str, args: dict) -> dict:
                 runs.append(trajectory)
                 episodes += 1
                 if args.get("curve_every") and episodes % args["curve_every"] == 0:
-                    curve.append({"episodes": episodes, "test_final_pass": test(memory, validation, db)["final_pass_rate"]})
+                    tested = test(memory, validation, db)
+                    curve.append({"episodes": episodes, "test_final_pass": tested["final_pass_rate"]})
             passes.append({"pass": p + 1, "train_final_pass": round(sum(t.success for t in runs) / len(runs), 4),
                            **_memory_state(memory)})
             # The memory so far, frozen, on the test set: the learning curve (nothing is updated).

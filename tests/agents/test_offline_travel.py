@@ -12,7 +12,7 @@ from memp.envs.travelplanner.env import TravelEnv
 from memp.envs.travelplanner.episode import task_for
 from memp.envs.travelplanner.gold import gold_trajectories
 from memp.envs.travelplanner.procedures import Check, Instructions, parse_check, read_procedures
-from memp.types import Procedure
+from memp.types import Procedure, RetrievalHit
 
 
 def _run(queries, db, memory=None):
@@ -106,3 +106,45 @@ def test_memory_run_records_and_follows_checks(travel_db, travel_train, gold_mem
     assert run.metadata["followed"] == [h.procedure.ref for h in hits]
     assert "Filter[restaurant, not visited]" in run.metadata["checks"]
     assert any(s.action == "Filter[restaurant, not visited]" for s in run.steps)
+
+
+def test_exploration_tries_unnamed_checks_seeded(travel_db, travel_train):
+    from memp._errors import InvalidInputError
+    from memp.agents.offline_travel import Exploration
+    from memp.envs.travelplanner.procedures import CHECKS
+
+    q = travel_train[3]
+    named = Procedure(key="a trip", script=["RestaurantSearch[{city}]", "Filter[restaurant, not visited]"])
+    hits = [RetrievalHit(procedure=named, score=1.0)]
+
+    def explored(rate, seed, n=3):
+        planner = OfflineTravelPlanner(explore=Exploration(rate=rate, seed=seed))
+        return [planner.run(TravelEnv(q, travel_db), hits).metadata["explored"] for _ in range(n)]
+
+    # The same seed replays the same trials; successive runs draw afresh.
+    first = explored(0.5, seed=7)
+    assert first == explored(0.5, seed=7)
+    assert len({tuple(e) for e in first}) > 1
+    # A check memory names is followed, never "explored"; rate 1 tries every other one.
+    everything = explored(1.0, seed=0, n=1)[0]
+    assert everything == sorted(c.line for c in CHECKS if c != Check("restaurant", "not visited"))
+    assert explored(0.0, seed=0, n=1)[0] == []
+    run = OfflineTravelPlanner(explore=Exploration(rate=1.0)).run(TravelEnv(q, travel_db), hits)
+    assert set(run.metadata["checks"]) == {c.line for c in CHECKS}
+    # An explored check that applies is recorded as a step, so a passing run teaches it.
+    assert any(s.action == "Filter[accommodation, minimum nights]" for s in run.steps)
+    with pytest.raises(InvalidInputError, match="between 0 and 1"):
+        Exploration(rate=1.5)
+
+
+def test_a_check_made_is_recorded_even_when_it_ruled_nothing_out(travel_db, travel_train):
+    """A passing run teaches the checks it made, so 'has venues' is a step on every multi-city
+    trip that made it, not only on those where a city lacked venues."""
+    venues = Procedure(key="a trip", script=["Filter[city, has venues]"])
+    trips = [q for q in travel_train if q.visiting_city_number > 1][:6]
+    for q in trips:
+        run = OfflineTravelPlanner().run(TravelEnv(q, travel_db), [RetrievalHit(procedure=venues, score=1.0)])
+        notes = [s for s in run.steps if s.action == "Filter[city, has venues]"]
+        assert len(notes) == 1 and notes[0].observation.startswith("visiting ")
+        visited = {d["current_city"] for d in run.metadata["plan"] if " to " not in d["current_city"]}
+        assert all(city in notes[0].observation for city in visited)

@@ -13,15 +13,23 @@ or ``Prefer[restaurant, cheapest]`` switch on the corresponding check, and the o
 procedure used FlightSearch and GoogleDistanceMatrix sets the order in which modes are tried.
 Every check it applies is recorded as a step of the trajectory (with what it kept), so a
 successful run teaches the same checks to memory in turn.
+
+On training queries it may also explore (``Exploration``): besides the checks memory names, it
+tries some of its repertoire's other checks, chosen at random (seeded), and records which ones in
+``metadata['explored']``. That is how memory can learn from the planner's own runs at all: without
+a check it passes nothing, so its own runs would never show memory what works. Memory alone
+decides what it keeps of those trials (the updater), and exploration is off at test time.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from memp._errors import InvalidInputError
 from memp.envs.travelplanner.constraints import HOUSE_RULE_PHRASE
 from memp.envs.travelplanner.env import TravelEnv
 from memp.envs.travelplanner.generator import ROOM_TYPE_OK
@@ -35,7 +43,7 @@ from memp.envs.travelplanner.observe import (
     parse_distance,
     parse_table,
 )
-from memp.envs.travelplanner.procedures import Check, Instructions, read_procedures
+from memp.envs.travelplanner.procedures import CHECKS, Check, Instructions, read_procedures
 from memp.envs.travelplanner.queries import TravelQuery
 from memp.types import RetrievalHit, Trajectory
 
@@ -76,6 +84,7 @@ class _Episode:
     legs_cache: dict[tuple[str, str, str, str], LegOption | None] = field(default_factory=dict)
     flights_cache: dict[tuple[str, str, str], list[dict[str, str]]] = field(default_factory=dict)
     tables: dict[tuple[str, str], list[dict[str, str]]] = field(default_factory=dict)
+    no_venues: list[str] = field(default_factory=list)  # cities a venue search found empty
 
     def has(self, kind: str, criterion: str) -> bool:
         return self.ins.has(kind, criterion)
@@ -84,22 +93,46 @@ class _Episode:
         self.env.note(check.line, observation)
 
 
+@dataclass
+class Exploration:
+    """Training-time trials: each check of the repertoire that memory does not name is tried with
+    probability ``rate``. One seeded stream of draws per planner, so a replay is identical."""
+
+    rate: float = 0.5
+    seed: int = 0
+    _rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise InvalidInputError(f"exploration rate must be between 0 and 1, got {self.rate!r}")
+        self._rng = random.Random(self.seed)
+
+    def trials(self, ins: Instructions) -> frozenset[Check]:
+        """The checks to try on top of ``ins`` (drawn in the repertoire's fixed order)."""
+        return frozenset(c for c in CHECKS if c not in ins.checks and self._rng.random() < self.rate)
+
+
 class OfflineTravelPlanner:
     """Plans a TravelPlanner query with the tools; memory decides which checks it makes."""
 
     name = "offline-travel"
 
+    def __init__(self, explore: Exploration | None = None) -> None:
+        self.explore = explore
+
     def run(self, env: TravelEnv, memory: list[RetrievalHit] | None = None) -> Trajectory:
         _, info = env.reset()
         query: TravelQuery = info["query"]
         ins = read_procedures(h.procedure for h in memory) if memory else Instructions()
-        ep = _Episode(env, query, ins)
+        explored = self.explore.trials(ins) if self.explore else frozenset()
+        ep = _Episode(env, query, replace(ins, checks=ins.checks | explored))
         cities, legs = self._route(ep)
         plan = self._plan(ep, cities, legs)
         env.note(f"Planner[{query.query or query.dest}]", _plan_summary(plan))
         return env.submit(plan, agent=self.name, metadata={
             "followed": ins.followed,
-            "checks": sorted(c.line for c in ins.checks),
+            "checks": sorted(c.line for c in ep.ins.checks),
+            "explored": sorted(c.line for c in explored),
         })
 
     # --- where to go and how -------------------------------------------------------------
@@ -127,6 +160,12 @@ class OfflineTravelPlanner:
                 ep.note(Check("city", "reachable"),
                         f"visiting {', '.join(cities)}: every leg has transport" if found
                         else "no sequence of cities with transport on every leg was found")
+            if ep.has("city", "has venues"):
+                # Recorded whenever it was made, not only when it ruled a city out: a passing
+                # run that made it then teaches it.
+                skipped = [c for c in ep.no_venues if c not in cities]
+                ep.note(Check("city", "has venues"), f"visiting {', '.join(cities)}: each lists stays, "
+                        "restaurants and attractions" + (f"; skipped {', '.join(skipped)}" if skipped else ""))
         stops = [q.org, *cities, q.org]
         days = self._leg_days(q, len(cities))
         return cities, self._transport(ep, stops, days)
@@ -134,8 +173,8 @@ class OfflineTravelPlanner:
     def _has_venues(self, ep: _Episode, city: str) -> bool:
         found = all(self._search(ep, tool, city)
                     for tool in ("AttractionSearch", "AccommodationSearch", "RestaurantSearch"))
-        if not found:
-            ep.note(Check("city", "has venues"), f"{city} skipped: a search found nothing")
+        if not found and city not in ep.no_venues:
+            ep.no_venues.append(city)
         return found
 
     def _venues_ok(self, ep: _Episode, city: str) -> bool:

@@ -71,6 +71,7 @@ class EpisodeTask:
     task: Task
     seed: int = 0
     payload: Any = None  # e.g. a TravelQuery; None when the id says it all (an ALFWorld game path)
+    explore: int | None = None  # a self-taught training episode: the seed of the agent's exploration
 
 
 @dataclass
@@ -529,6 +530,8 @@ def plan(benchmark: Benchmark, out: Path, settings: Settings, conditions: Sequen
             if cond.self_taught:
                 stream = [replace(t, seed=seed) for p in range(cond.train_passes)
                           for t in ordered(data[seed].train, seed * 1000 + p, True)]
+                # Each training episode's own exploration seed: replays and worker splits draw alike.
+                stream = [replace(t, explore=seed * 1_000_000 + n) for n, t in enumerate(stream)]
                 train.append(Part(folder, TRAIN, cond, stream, seed, True, s.train_max_steps))
     for name in benchmark.sets:
         for seed in s.seeds:

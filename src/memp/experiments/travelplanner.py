@@ -26,7 +26,7 @@ from memp.experiments.alfworld import spread
 from memp.experiments.llm import LLMSettings, client_for
 from memp.experiments.suite import Condition, EpisodeRecord, EpisodeTask, SeedData
 from memp.experiments.tables import wilson
-from memp.experiments.travel_adjust import travel_memory
+from memp.experiments.travel_adjust import PosteriorDeprecation, travel_memory
 from memp.memory import Memory
 from memp.types import RetrievalHit, Trajectory
 
@@ -94,20 +94,23 @@ class TravelPlayer:
     data: str | None = None
     agent: str = "offline"
     llm: LLMSettings | None = None
+    explore_rate: float = 0.5  # self-taught training: chance to try each check memory does not name
 
-    def make_agent(self, max_steps: int):
+    def make_agent(self, max_steps: int, explore: int | None = None):
         if self.agent == "llm":
             from memp.agents.react_travel import ReactTravelAgent
 
             llm = self.llm or LLMSettings()
             return ReactTravelAgent(client_for(llm), max_tokens=llm.max_tokens, max_steps=max_steps)
-        from memp.agents.offline_travel import OfflineTravelPlanner
+        from memp.agents.offline_travel import Exploration, OfflineTravelPlanner
 
-        return OfflineTravelPlanner()
+        if explore is None:
+            return OfflineTravelPlanner()
+        return OfflineTravelPlanner(explore=Exploration(rate=self.explore_rate, seed=explore))
 
     def __call__(self, task: EpisodeTask, hits: list[RetrievalHit], max_steps: int) -> tuple[Trajectory, dict]:
         db = load_database(self.data)  # loaded once per process
-        agent = self.make_agent(max_steps)
+        agent = self.make_agent(max_steps, task.explore)
         client = getattr(agent, "llm", None)
         before = client.usage if client is not None else None
         trajectory = agent.run(TravelEnv(task.payload, db), hits)
@@ -164,7 +167,7 @@ class TravelBenchmark:
 
     def __init__(self, *, n_train: int = 45, n_test: int = 45, n_validation: int | None = None,
                  data: str | None = None, agent: str = "offline", llm: LLMSettings | None = None,
-                 own_threshold: float = 0.8) -> None:
+                 own_threshold: float = 0.8, explore_rate: float = 0.5) -> None:
         if agent not in AGENTS:
             raise InvalidInputError(f"unknown TravelPlanner agent {agent!r}; choose one of {', '.join(AGENTS)}")
         if agent == "llm":
@@ -172,11 +175,12 @@ class TravelBenchmark:
         self.n_train, self.n_test, self.n_validation = n_train, n_test, n_validation
         self.data, self.agent, self.llm = data, agent, llm
         self.own_threshold = own_threshold
+        self.explore_rate = explore_rate
         self.db = load_database(data)
 
     def fingerprint(self) -> dict[str, Any]:
         found = {"n_train": self.n_train, "n_test": self.n_test, "n_validation": self.n_validation,
-                 "own_threshold": self.own_threshold, "data": self.data}
+                 "own_threshold": self.own_threshold, "data": self.data, "explore_rate": self.explore_rate}
         if self.agent != "offline":
             found["agent"] = f"{self.agent} {(self.llm or LLMSettings()).model or '(MEMP_LLM_MODEL)'}"
         return found
@@ -197,12 +201,15 @@ class TravelBenchmark:
                               **{name: len(sets[name]) for name in SETS}})
 
     def open_memory(self, path: Path, condition: Condition, seed: int, embedder: Embedder) -> Memory:
+        # Self-taught memory starts from a few lucky runs that share the blame of failed union-of-k
+        # runs: the posterior rule keeps them until failures make a low success rate likely.
+        extra = {"deprecation": PosteriorDeprecation()} if condition.self_taught else {}
         return travel_memory(path, build=condition.build, retrieve=condition.retrieve,
                              update=condition.update or "adjustment", embedder=embedder, k=condition.k, seed=seed,
-                             namespace=NAMESPACE)
+                             namespace=NAMESPACE, **extra)
 
     def player(self) -> TravelPlayer:
-        return TravelPlayer(self.data, self.agent, self.llm)
+        return TravelPlayer(self.data, self.agent, self.llm, self.explore_rate)
 
     def keeps(self, trajectory: Trajectory) -> bool:
         return trajectory.reward > self.own_threshold  # the paper keeps runs scoring > 0.8

@@ -93,9 +93,10 @@ def test_every_table_has_its_rows_and_sound_intervals(suite):
     for name in SETS:
         memory = r["figure3_memory"][name]
         assert [m["seed"] for m in memory["vanilla"]] == [0, 1]
-        # Validation and adjustment keep only passing runs, and there are none from empty memory.
-        assert all(m["active"] == 0 for u in ("validation", "adjustment") for m in memory[u])
-        assert all(m["active"] > 0 for m in memory["vanilla"])
+        # Validation keeps only passing runs, and there are none from empty memory without
+        # exploration; vanilla keeps every run, and adjustment turns each failure into a lesson.
+        assert all(m["active"] == 0 for m in memory["validation"])
+        assert all(m["active"] > 0 for u in ("vanilla", "adjustment") for m in memory[u])
     assert r["data"]["0"]["expert_runs"] == 45 + 1 and r["data"]["0"]["validation"] == 4
 
 
@@ -195,3 +196,23 @@ def test_cli_runs_the_suite(tmp_path, monkeypatch):
                                        "--out", str(tmp_path / "alf")])
     assert isinstance(refused.exception, InvalidInputError) and "TravelPlanner" in str(refused.exception)
     assert not (tmp_path / "alf").exists()
+
+
+def test_self_taught_memory_learns_from_explored_training_runs_only(tmp_path):
+    """From empty memory, training runs explore checks and memory keeps what passed; the held-out
+    queries are then played frozen, and beat the same planner without memory."""
+    cfg = PaperConfig(seeds=(0,), n_train=12, n_test=0, n_validation=6, ks=(0,), embedder="hashing",
+                      self_taught=True, passes=1,
+                      only=("no memory", "self-taught vanilla", "self-taught validation", "self-taught adjustment"))
+    r = run_paper("travelplanner", tmp_path, cfg, progress=False)
+    records = load_records(tmp_path / "seed-0" / "episodes.jsonl")
+    train = [x for x in records if x.set == "train" and x.condition == "self-taught validation"]
+    assert len(train) == 45 + 12  # the gold train queries and the generated ones, once each
+    held = {c: [x for x in records if x.set == "validation" and x.condition == c]
+            for c in ("no memory", "self-taught adjustment")}
+    assert all(len(v) == 6 for v in held.values())
+    # Held-out episodes never learn: the frozen memory was not written while they were played.
+    assert all(x.memory is None for x in held["self-taught adjustment"])
+    passed = {c: sum(x.scores["final_pass"] for x in v) for c, v in held.items()}
+    assert passed["no memory"] == 0 and passed["self-taught adjustment"] > 0
+    assert r["self_taught_training"]["validation"][-1]["active"] > 0

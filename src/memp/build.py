@@ -42,6 +42,11 @@ MOVE_PREFIXES = ("go to ", "walk to ", "go ")
 # Keywords that describe the task rather than name an entity: never turned into variables.
 NON_ENTITY_KEYS = frozenset({"action", "modifier", "constraint", "constraints"})
 TOGGLE_VERBS = frozenset({"open", "close"})
+# Placing something and taking it straight back leaves the world as it was: an explorer's test
+# ("is this enough to finish?") that a script need not repeat.
+PLACE_VERBS = frozenset({"put", "move"})
+TAKE_VERBS = frozenset({"take"})
+_LINK_WORDS = frozenset({"in", "on", "in/on", "to", "into", "onto", "from"})
 
 
 class Builder(Protocol):
@@ -82,7 +87,8 @@ class Abstraction:
         while True:
             # A move followed directly by another move was exploration that found nothing to do;
             # dropping a pointless open/close can expose such a pair, hence the loop.
-            pruned = [s for i, s in enumerate(kept) if not self._dead_end_move(kept, i)]
+            pruned = self._drop_taken_back(kept)
+            pruned = [s for i, s in enumerate(pruned) if not self._dead_end_move(pruned, i)]
             pruned = [s for i, s in enumerate(pruned) if not self._pointless_toggle(pruned, i)]
             if len(pruned) == len(kept):
                 return kept
@@ -92,6 +98,23 @@ class Abstraction:
         if not self.is_move(steps[i].action):
             return False
         return i + 1 == len(steps) or self.is_move(steps[i + 1].action)
+
+    def _drop_taken_back(self, steps: list[Step]) -> list[Step]:
+        """Without each placement that the next step takes back (same thing, same place)."""
+        kept: list[Step] = []
+        for s in steps:
+            if kept and self._takes_back(kept[-1].action, s.action):
+                kept.pop()
+                continue
+            kept.append(s)
+        return kept
+
+    def _takes_back(self, placed: str, taken: str) -> bool:
+        if self.verb(placed) not in PLACE_VERBS or self.verb(taken) not in TAKE_VERBS:
+            return False
+        def args(action: str) -> list[str]:
+            return [w for w in action.lower().split()[1:] if w not in _LINK_WORDS]
+        return args(placed) == args(taken)
 
     def _pointless_toggle(self, steps: list[Step], i: int) -> bool:
         """An open/close of a place that nothing later touches before the agent moves on."""

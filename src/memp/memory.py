@@ -28,12 +28,12 @@ class Memory:
                  llm: LLM | None = None, k: int = 3, min_score: float | None = None, seed: int = 0,
                  script_mode: str = "direct", abstraction: Abstraction | None = None,
                  adjuster: Adjuster | None = None, deprecation: DeprecationRule | None = None,
-                 dedup_threshold: float = 0.92) -> None:
+                 dedup_threshold: float = 0.92, credit_weight: float = 0.0) -> None:
         self.store = store
         self.namespace = check_namespace(namespace)
         self.k = k
         self.config = {"build": build, "retrieve": retrieve, "update": update, "k": k,
-                       "min_score": min_score, "seed": seed, "script_mode": script_mode,
+                       "min_score": min_score, "seed": seed, "credit_weight": credit_weight, "script_mode": script_mode,
                        "llm": getattr(llm, "model", None)}
         self.embedder = embedder or make_embedder("minilm")
         self.config["embedder"] = self.embedder.name
@@ -42,7 +42,7 @@ class Memory:
         self.builder = make_builder(build, llm=llm, mode=script_mode, keywords=keywords,
                                     abstraction=abstraction)
         self.retriever: Retriever = make_retriever(retrieve, embedder=self.embedder, keywords=keywords,
-                                                   min_score=min_score, seed=seed)
+                                                   min_score=min_score, seed=seed, credit_weight=credit_weight)
         adjuster = adjuster or (LLMAdjuster(llm) if llm else RuleAdjuster(abstraction, keywords))
         self.updater = make_updater(update, builder=self.builder, embedder=self.embedder,
                                     adjuster=adjuster, deprecation=deprecation,

@@ -177,7 +177,9 @@ class OfflineAlfworldAgent:
 
     def plan(self, hits: list[RetrievalHit], goal: dict[str, str]) -> Plan | None:
         current = {k: goal[k] for k in ("object", "target", "tool") if k in goal}
-        followable = [h for h in hits if not is_evidence(h.procedure)]
+        # Only a procedure for the same kind of task is followed (what it asks for, not what of):
+        # one for another kind would do the wrong thing well. The others still give search hints.
+        followable = [h for h in hits if not is_evidence(h.procedure) and kind_of(h.procedure.keywords) == kind_of(goal)]
         lines: list[str] = []
         followed: list[str] = []
         if followable:
@@ -365,7 +367,7 @@ class OfflineAlfworldAgent:
         wanted = 2 if world.goal.get("modifier") == "two" else 1
         fresh = True  # whether the held object may have changed since it was last at the target
         while not world.won:
-            if len(world.placed) >= wanted:
+            if len(world.placed) >= wanted and not world.holds_goal_object():
                 # Everything is at the target, yet the task is not done: the object must be
                 # changed first. Take one back.
                 if not (yield from self._take_back(world)):

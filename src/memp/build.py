@@ -7,7 +7,9 @@ Three strategies, after the paper:
 
 The LLM-free script is a real abstraction: keep the *effective* actions (drop steps whose
 observation shows nothing happened, information-only actions, and exploration that led nowhere),
-replace the task's entities by variables, keep order, and write a one-paragraph summary. With an
+replace the task's entities by variables, keep order, and write a one-paragraph summary. An
+explorer's tests (an object placed and taken straight back) leave no trace, and neither do the
+changes it had made before its last test, since they did not finish the task. With an
 LLM, the script comes from the ``script_direct`` prompt or from the two-stage variant of the
 paper's code (steps -> events -> critical steps).
 """
@@ -84,6 +86,7 @@ class Abstraction:
     def effective_steps(self, steps: list[Step]) -> list[Step]:
         """The steps that moved the task forward, in order."""
         kept = [s for s in steps if not self.is_noop(s) and self.verb(s.action) not in self.info_verbs]
+        kept = self._drop_tested_changes(kept)
         while True:
             # A move followed directly by another move was exploration that found nothing to do;
             # dropping a pointless open/close can expose such a pair, hence the loop.
@@ -98,6 +101,20 @@ class Abstraction:
         if not self.is_move(steps[i].action):
             return False
         return i + 1 == len(steps) or self.is_move(steps[i + 1].action)
+
+    def _drop_tested_changes(self, steps: list[Step]) -> list[Step]:
+        """Without the changes made before the last placement that was taken straight back.
+
+        Such a placement tests whether the task is done yet; it was not, so what had been done
+        to the object until then did not finish it: the change that did comes after the last
+        test. (Moves, toggles, takes and placements stay; the rules below prune those.)"""
+        tests = [i for i in range(len(steps) - 1) if self._takes_back(steps[i].action, steps[i + 1].action)]
+        if not tests:
+            return steps
+        last = tests[-1]
+        keep = (*PLACE_VERBS, *TAKE_VERBS, *TOGGLE_VERBS)
+        return [s for i, s in enumerate(steps)
+                if i > last or self.is_move(s.action) or self.verb(s.action) in keep]
 
     def _drop_taken_back(self, steps: list[Step]) -> list[Step]:
         """Without each placement that the next step takes back (same thing, same place)."""

@@ -4,14 +4,17 @@ The protocol: the LLM-free agent plays a stream of training games (the 200-game 
 sample, in a seeded order, ``--passes`` times) from empty memory, and memory is updated after
 every episode by the chosen updater. Then memory is frozen and the agent plays the valid_seen
 games. No expert trajectory is used anywhere. Beside every self-taught row the same agent runs
-with memory off. ``--online`` adds the paper's Figure 3 protocol: from empty memory on the test
-stream itself (groups of 10 in a seeded order, memory updated after each group, 30 steps).
+with memory off (``none``). ``online-<update>`` is the paper's Figure 3 protocol instead: from
+empty memory on the test stream itself (groups of 10 in a seeded order, memory updated after each
+group, 30 steps).
 
     ALFWORLD_DATA=../shared/alfworld nice -n 10 python bench/selftaught_alfworld.py \\
-        --seeds 0 --n-test 40 --passes 2 --out /tmp/selftaught
+        --jobs adjustment@0,none@0,online-adjustment@0 --n-train 60 --n-test 30 --out /tmp/selftaught
 
-One process per (condition, seed), at most ``--workers`` at a time. Results: ``results.json``
-in ``--out`` (training curve per block of 50 episodes, test success and steps per condition).
+``--workers`` processes take the (condition, seed) jobs in the order given, each keeping one
+engine with every game it parsed (all jobs play the same games, and parsing costs more than
+playing). Results: ``results.jsonl`` in ``--out``, a line per job as it ends, and
+``results.json`` at the end (training curve per block of 50 episodes, test success and steps).
 """
 
 from __future__ import annotations
@@ -46,9 +49,22 @@ def summary(runs: list[tuple[bool, int]]) -> dict:
             "steps": round(sum(k for _, k in runs) / n, 2) if n else 0.0}
 
 
+_ENV = None
+
+
+def engine(max_steps: int):
+    """This process's engine: one for every condition, so that each game is parsed only once."""
+    global _ENV
+    from memp.envs.alfworld.env import AlfworldEnv
+
+    if _ENV is None:
+        _ENV = AlfworldEnv(max_steps=max_steps, keep_games=400)
+    _ENV.max_steps = max_steps
+    return _ENV
+
+
 def job(args: dict) -> dict:
     """One (condition, seed): train from empty memory (if any), then test frozen memory."""
-    from memp.envs.alfworld.env import AlfworldEnv
     from memp.envs.alfworld.games import official_games
     from memp.experiments.alfworld import task_of_game
 
@@ -61,12 +77,13 @@ def job(args: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     result: dict = {"condition": update, "seed": seed}
     if update == "none":
-        env = AlfworldEnv(max_steps=args["test_steps"], keep_games=0)
+        env = engine(args["test_steps"])
         runs = [(t.success, len(t.steps)) for t in (play(env, g, seed, []) for g in test)]
         result["test"] = summary(runs)
-    elif args.get("online"):
-        env = AlfworldEnv(max_steps=args["test_steps"], keep_games=0)
-        mem = make_memory(out / f"online-{update}-{seed}.db", update, args["credit_weight"], args["embedder"])
+    elif update.startswith("online-"):
+        env = engine(args["test_steps"])
+        mem = make_memory(out / f"{update}-{seed}.db", update.removeprefix("online-"), args["credit_weight"],
+                          args["embedder"])
         order = list(test)
         random.Random(seed).shuffle(order)
         groups = []
@@ -76,12 +93,13 @@ def job(args: dict) -> dict:
             for _, hits, t in runs:
                 mem.update(t, used=hits)
             groups.append(summary([(t.success, len(t.steps)) for _, _, t in runs]))
+            print(f"[{update} seed {seed}] group {len(groups)}: {groups[-1]}", file=sys.stderr, flush=True)
         result["groups"] = groups
         result["memory"] = {"active": mem.store.count("default", status="active")}
         mem.close()
     else:
         mem = make_memory(out / f"selftaught-{update}-{seed}.db", update, args["credit_weight"], args["embedder"])
-        env = AlfworldEnv(max_steps=args["train_steps"], keep_games=len(train))
+        env = engine(args["train_steps"])
         curve, block = [], []
         for p in range(args["passes"]):
             order = list(train)
@@ -95,11 +113,13 @@ def job(args: dict) -> dict:
                     curve.append(summary(block))
                     block = []
                     print(f"[{update} seed {seed}] train {len(curve) * 50}: {curve[-1]}", file=sys.stderr, flush=True)
+        if block:
+            curve.append(summary(block))
         result["train_curve"] = curve
         result["memory"] = {"active": mem.store.count("default", status="active"),
                             "deprecated": mem.store.count("default", status="deprecated"),
                             "revisions": mem.store.count_events("default", kind="revised")}
-        env = AlfworldEnv(max_steps=args["test_steps"], keep_games=0)
+        env = engine(args["test_steps"])
         runs = []
         for game in test:
             runs.append(play(env, game, seed, mem.retrieve(task_of_game(game))))
@@ -112,33 +132,38 @@ def job(args: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", default="0")
-    parser.add_argument("--conditions", default="none,vanilla,validation,adjustment")
+    parser.add_argument("--jobs", default="adjustment@0,none@0,validation@0,vanilla@0",
+                        help="condition@seed, in the order they start; a condition is none, vanilla, "
+                             "validation, adjustment, or online-<update> (Figure 3 on the test stream)")
     parser.add_argument("--n-test", type=int, default=140)
     parser.add_argument("--n-train", type=int, default=200)
-    parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--passes", type=int, default=1)
     parser.add_argument("--train-steps", type=int, default=50)
     parser.add_argument("--test-steps", type=int, default=30)
     parser.add_argument("--credit-weight", type=float, default=0.2)
     parser.add_argument("--embedder", default="minilm")
-    parser.add_argument("--online", action="store_true", help="Figure 3: learn on the test stream instead")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True)
     opts = parser.parse_args()
-    jobs = [dict(seed=int(s), update=c, out=str(opts.out), n_test=opts.n_test, n_train=opts.n_train, passes=opts.passes,
-                 train_steps=opts.train_steps, test_steps=opts.test_steps, credit_weight=opts.credit_weight,
-                 embedder=opts.embedder, online=opts.online)
-            for s in opts.seeds.split(",") for c in opts.conditions.split(",")]
-    started = time.time()
-    with mp.get_context("spawn").Pool(min(opts.workers, len(jobs))) as pool:
-        results = pool.map(job, jobs, chunksize=1)
+    jobs = [dict(update=c, seed=int(s), out=str(opts.out), n_test=opts.n_test, n_train=opts.n_train,
+                 passes=opts.passes, train_steps=opts.train_steps, test_steps=opts.test_steps,
+                 credit_weight=opts.credit_weight, embedder=opts.embedder)
+            for c, s in (j.split("@") for j in opts.jobs.split(","))]
     opts.out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    results = []
+    # Pool processes live on between jobs, so each keeps its engine and the games it parsed.
+    with mp.get_context("spawn").Pool(min(opts.workers, len(jobs))) as pool:
+        for result in pool.imap_unordered(job, jobs, chunksize=1):
+            results.append(result)
+            with (opts.out / "results.jsonl").open("a") as fh:  # each job as it ends
+                fh.write(json.dumps(result) + "\n")
     report = {"options": {k: str(v) for k, v in vars(opts).items()}, "seconds": round(time.time() - started, 1),
               "results": results}
     (opts.out / "results.json").write_text(json.dumps(report, indent=2))
     for r in results:
-        test = r.get("test") or {}
-        print(r["condition"], r["seed"], test, [g["success"] for g in r.get("train_curve", r.get("groups", []))])
+        curve = [g["success"] for g in r.get("train_curve", r.get("groups", []))]
+        print(r["condition"], r["seed"], r.get("test"), curve)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,33 @@ def test_same_script_from_a_different_object():
     assert a.script == b.script
 
 
+def test_a_placement_taken_straight_back_leaves_no_trace():
+    """An explorer cleans the apple, puts it at the target to see whether that finishes the task,
+    takes it back, and goes to heat it: the script keeps only the heating and the last placement."""
+    steps = [("go to countertop 1", "On the countertop 1, you see a apple 1."),
+             ("take apple 1 from countertop 1", "You pick up the apple 1 from the countertop 1."),
+             ("go to sinkbasin 1", "On the sinkbasin 1, you see nothing."),
+             ("clean apple 1 with sinkbasin 1", "You clean the apple 1 using the sinkbasin 1."),
+             ("go to fridge 1", "The fridge 1 is closed."),
+             ("open fridge 1", "You open the fridge 1."),
+             ("put apple 1 in/on fridge 1", "You put the apple 1 in/on the fridge 1."),
+             ("take apple 1 from fridge 1", "You pick up the apple 1 from the fridge 1."),
+             ("go to microwave 1", "The microwave 1 is closed."),
+             ("heat apple 1 with microwave 1", "You heat the apple 1 using the microwave 1."),
+             ("go to fridge 1", "The fridge 1 is open."),
+             ("put apple 1 in/on fridge 1", "You put the apple 1 in/on the fridge 1.")]
+    run = Trajectory(task=Task(text="put a hot apple in fridge."), reward=1.0,
+                     steps=[Step(action=a, observation=o) for a, o in steps])
+    assert make_builder("script").build(run).script == [
+        "go to countertop", "take {object} from countertop", "go to microwave", "heat {object} with microwave",
+        "go to {target}", "put {object} in/on {target}"]
+    # Taking back something else, or from elsewhere, is not an undo.
+    other = run.model_copy(update={"steps": run.steps[:7] + [Step(action="take apple 2 from fridge 1",
+                                                                   observation="You pick up the apple 2.")]})
+    script = make_builder("script").build(other).script
+    assert "put {object} in/on {target}" in script and "clean {object} with sinkbasin" in script
+
+
 def test_empty_trajectory_builds_nothing():
     assert make_builder("script").build(Trajectory(task=Task(text="x"))) is None
 

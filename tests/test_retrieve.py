@@ -142,3 +142,34 @@ def test_same_seed_same_picks_across_stores_despite_random_ids(tmp_path, hashing
     first, second = picks("a"), picks("b")
     assert first == second
     assert first[1] == [0, 1, 2, 3]  # equal scores come back in the order they were stored
+
+
+def test_credit_ranking_lifts_what_worked_over_what_failed(tmp_path, hashing):
+    """Two procedures for the same task: by similarity alone the one stored first comes first;
+    once it has failed three times and the other has worked twice, credit turns them round."""
+    from memp.retrieve import CreditRanked, credit
+    from memp.types import ProcedureStats
+
+    store, procs = _store_with(tmp_path, hashing, [("put a hot apple in fridge.", None)] * 2
+                               + [(d, None) for d in OTHER_DOMAINS])
+    first, second = procs[0].id, procs[1].id
+    task = Task(text="put a hot apple in fridge.")
+    ranked = make_retriever("query", embedder=hashing, credit_weight=0.2)
+    assert isinstance(ranked, CreditRanked) and ranked.name == "query+credit"
+    assert [h.procedure.id for h in ranked.retrieve(task, store, "default", 2)] == [first, second]
+    for ok in (False, False, False):
+        store.record_use("default", first, 1, success=ok)
+    for ok in (True, True):
+        store.record_use("default", second, 1, success=ok)
+    hits = ranked.retrieve(task, store, "default", 2)
+    assert [h.procedure.id for h in hits] == [second, first]
+    assert hits[0].score - hits[1].score == pytest.approx(0.2 * (credit(ProcedureStats(uses=2, successes=2))
+                                                                 - credit(ProcedureStats(uses=3, successes=0))),
+                                                          abs=1e-5)
+    # Without credit the order stays by similarity (and storage order among equals).
+    plain = make_retriever("query", embedder=hashing).retrieve(task, store, "default", 2)
+    assert [h.procedure.id for h in plain] == [first, second]
+    assert credit(ProcedureStats()) == 0.5
+    with pytest.raises(InvalidInputError, match="credit weight"):
+        make_retriever("query", embedder=hashing, credit_weight=-1.0)
+    store.close()

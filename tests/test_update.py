@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from memp import LLMOutputError, Memory, UnknownStrategyError
+from memp import InvalidInputError, LLMOutputError, Memory, UnknownStrategyError
 from memp.build import make_builder
 from memp.store import SQLiteStore
 from memp.types import Step, Task, Trajectory
@@ -155,3 +155,117 @@ def test_llm_adjuster_and_its_failure_leaves_memory_unchanged(tmp_path, hashing,
 def test_unknown_updater():
     with pytest.raises(UnknownStrategyError, match="vanilla, validation, adjustment"):
         make_updater("reflexion", builder=None, embedder=None)
+
+
+# --- failures with no procedure followed, credit, Beta deprecation ----------------------------
+
+
+def explorer_failure(traj_id: str, obj: str = "apple", target: str = "fridge", action: str = "heat") -> Trajectory:
+    """A run with no procedure: it found the object, tried cleaning and cooling, never won."""
+    steps = [Step(action="go to cabinet 1", observation="The cabinet 1 is closed."),
+             Step(action="open cabinet 1", observation="You open the cabinet 1. In it, you see nothing."),
+             Step(action="go to countertop 1", observation=f"On the countertop 1, you see a {obj} 1."),
+             Step(action=f"take {obj} 1 from countertop 1", observation=f"You pick up the {obj} 1 from the countertop 1."),
+             Step(action="go to sinkbasin 1", observation="On the sinkbasin 1, you see nothing."),
+             Step(action=f"clean {obj} 1 with sinkbasin 1", observation=f"You clean the {obj} 1 using the sinkbasin 1."),
+             Step(action="go to drawer 2", observation="On the drawer 2, you see a pen 1."),
+             Step(action=f"slice {obj} 1 with drawer 2", observation="Nothing happens.")]
+    text = f"{action} some {obj} and put it in {target}"
+    keywords = {"action": action, "object": obj, "target": target}
+    return Trajectory(id=traj_id, task=Task(text=text, keywords=keywords), steps=steps, reward=0.0,
+                      metadata={"followed": []})
+
+
+def test_failure_with_nothing_followed_leaves_evidence_that_retrieval_returns(memory):
+    from memp.update import is_evidence
+
+    mem = memory("adjustment")
+    report = mem.update(explorer_failure("f1"))
+    assert len(report.added) == 1 and "failure evidence" in report.skipped
+    hit = mem.retrieve("heat some apple and put it in fridge", k=1)[0]
+    ev = hit.procedure
+    assert is_evidence(ev) and ev.script == [] and ev.extra["failed_runs"] == 1
+    assert ev.extra["tried_in_vain"] == {"clean {object} with sinkbasin": 1, "take {object} from countertop": 1}
+    assert ev.extra["refused"] == {"slice {object} with drawer": 1}
+    # The cabinet held nothing and the run did nothing there; at the drawer it tried something.
+    assert ev.extra["searched_in_vain"] == {"cabinet": 1}
+    assert "Pitfalls:" in ev.render() and "tried in vain: clean {object} with sinkbasin" in ev.render()
+    # Validation learns nothing from the same run.
+    assert memory("validation").update(explorer_failure("f1")).added == []
+
+
+def test_evidence_of_one_kind_accumulates_in_one_record_and_a_success_retires_it(memory):
+    mem = memory("adjustment")
+    first = mem.update(explorer_failure("f1")).added[0]
+    second = mem.update(explorer_failure("f2", obj="mug", target="cabinet"))
+    pid = first.split("@")[0]
+    assert second.added == [] and second.revised == [f"{pid}@v2"]
+    head = mem.store.get("default", pid)
+    assert head.extra["failed_runs"] == 2 and head.extra["tried_in_vain"]["clean {object} with sinkbasin"] == 2
+    assert head.provenance.trajectory_ids == ["f1", "f2"]
+    # Another kind of task (cooling) gets its own record.
+    other = mem.update(explorer_failure("f3", action="cool"))
+    assert other.added and other.added[0].split("@")[0] != pid
+    # A success of the heating kind retires the heating evidence, not the cooling one.
+    won = explorer_failure("w1", obj="egg", target="garbagecan").model_copy(update={"reward": 1.0, "success": True})
+    report = mem.update(won)
+    assert report.deprecated == [f"{pid}@v2"] and report.added
+    assert mem.store.get("default", pid).status == "deprecated"
+    assert mem.store.get("default", other.added[0].split("@")[0]).status == "active"
+
+
+def test_outcome_counts_only_for_the_followed_procedure_never_for_evidence(memory):
+    mem = memory("adjustment")
+    mem.update(clean_apple_trajectory(traj_id="a"))
+    mem.update(clean_apple_trajectory("tomato", "cabinet", traj_id="b"))
+    mem.update(explorer_failure("f", action="clean"))
+    from memp.update import is_evidence
+
+    hits = mem.retrieve("put a clean tomato in fridge.", k=3)
+    assert len(hits) == 3 and sum(is_evidence(h.procedure) for h in hits) == 1
+    top, other = [h.procedure.id for h in hits if not is_evidence(h.procedure)]
+    run = clean_apple_trajectory("tomato", "fridge", traj_id="won")
+    run.metadata["followed"] = [f"{top}@v1"]
+    mem.update(run, used=hits)
+    uses = {h.procedure.id: mem.store.get("default", h.procedure.id).stats.uses for h in hits}
+    assert uses[top] == 1 and uses[other] == 0 and sum(uses.values()) == 1
+
+
+def test_beta_deprecation_spares_an_unlucky_start_but_not_a_bad_record():
+    from memp.types import ProcedureStats
+    from memp.update import below_probability
+
+    rule = DeprecationRule(min_uses=3, min_success_rate=0.5, confidence=0.9)
+    # Beta(1, 4) after 0 of 3: P(rate < .5) = 1 - .5**4 = 0.9375
+    assert below_probability(0.5, ProcedureStats(uses=3, successes=0)) == pytest.approx(0.9375)
+    assert rule.should_deprecate(ProcedureStats(uses=3, successes=0))
+    assert not rule.should_deprecate(ProcedureStats(uses=4, successes=1))  # the plain rule would
+    assert DeprecationRule().should_deprecate(ProcedureStats(uses=4, successes=1))
+    assert rule.should_deprecate(ProcedureStats(uses=10, successes=2))
+    assert "P(success rate < 0.5)" in rule.reason(ProcedureStats(uses=10, successes=2))
+    with pytest.raises(InvalidInputError, match="strictly between 0 and 1"):
+        DeprecationRule(confidence=1.0)
+
+
+def test_llm_adjuster_reflects_on_a_failure_with_nothing_followed(tmp_path, hashing, scripted_llm):
+    from memp.update import is_evidence
+
+    reply = json.dumps({"analysis": "cleaning does not heat", "tried_in_vain": ["clean apple 1 with sinkbasin 1"],
+                        "refused": ["slice apple 1 with drawer 2"], "try_instead": ["a microwave"],
+                        "pitfall": "heating needs a place that heats"})
+    llm = scripted_llm(["not json", reply])
+    mem = Memory(SQLiteStore(tmp_path / "r.db"), build="script", update="adjustment", embedder=hashing,
+                 adjuster=LLMAdjuster(llm))
+    report = mem.update(explorer_failure("f1"))
+    ev = mem.store.get("default", report.added[0].split("@")[0])
+    assert is_evidence(ev) and ev.extra["tried_in_vain"] == {"clean apple 1 with sinkbasin 1": 1}
+    assert ev.notes == ["heating needs a place that heats", "try instead: a microwave"]
+    assert ev.extra["analysis"] == "cleaning does not heat"
+    assert "Failed run on the task: heat some apple and put it in fridge" in llm.calls[0][-1]["content"]
+    # A reply that names nothing is refused (asked again, then an error), and memory is unchanged.
+    empty = json.dumps({"analysis": "", "tried_in_vain": [], "refused": [], "try_instead": [], "pitfall": ""})
+    broken = Memory(SQLiteStore(tmp_path / "e.db"), build="script", update="adjustment", embedder=hashing,
+                    adjuster=LLMAdjuster(scripted_llm([empty, empty])))
+    with pytest.raises(LLMOutputError):
+        broken.update(explorer_failure("f2"))
+    assert broken.store.count("default") == 0

@@ -7,7 +7,9 @@ Three strategies, after the paper:
 
 The LLM-free script is a real abstraction: keep the *effective* actions (drop steps whose
 observation shows nothing happened, information-only actions, and exploration that led nowhere),
-replace the task's entities by variables, keep order, and write a one-paragraph summary. With an
+replace the task's entities by variables, keep order, and write a one-paragraph summary. An
+explorer's tests (an object placed and taken straight back) leave no trace, and neither do the
+changes it had made before its last test, since they did not finish the task. With an
 LLM, the script comes from the ``script_direct`` prompt or from the two-stage variant of the
 paper's code (steps -> events -> critical steps).
 """
@@ -42,6 +44,11 @@ MOVE_PREFIXES = ("go to ", "walk to ", "go ")
 # Keywords that describe the task rather than name an entity: never turned into variables.
 NON_ENTITY_KEYS = frozenset({"action", "modifier", "constraint", "constraints"})
 TOGGLE_VERBS = frozenset({"open", "close"})
+# Placing something and taking it straight back leaves the world as it was: an explorer's test
+# ("is this enough to finish?") that a script need not repeat.
+PLACE_VERBS = frozenset({"put", "move"})
+TAKE_VERBS = frozenset({"take"})
+_LINK_WORDS = frozenset({"in", "on", "in/on", "to", "into", "onto", "from"})
 
 
 class Builder(Protocol):
@@ -79,10 +86,12 @@ class Abstraction:
     def effective_steps(self, steps: list[Step]) -> list[Step]:
         """The steps that moved the task forward, in order."""
         kept = [s for s in steps if not self.is_noop(s) and self.verb(s.action) not in self.info_verbs]
+        kept = self._drop_tested_changes(kept)
         while True:
             # A move followed directly by another move was exploration that found nothing to do;
             # dropping a pointless open/close can expose such a pair, hence the loop.
-            pruned = [s for i, s in enumerate(kept) if not self._dead_end_move(kept, i)]
+            pruned = self._drop_taken_back(kept)
+            pruned = [s for i, s in enumerate(pruned) if not self._dead_end_move(pruned, i)]
             pruned = [s for i, s in enumerate(pruned) if not self._pointless_toggle(pruned, i)]
             if len(pruned) == len(kept):
                 return kept
@@ -92,6 +101,37 @@ class Abstraction:
         if not self.is_move(steps[i].action):
             return False
         return i + 1 == len(steps) or self.is_move(steps[i + 1].action)
+
+    def _drop_tested_changes(self, steps: list[Step]) -> list[Step]:
+        """Without the changes made before the last placement that was taken straight back.
+
+        Such a placement tests whether the task is done yet; it was not, so what had been done
+        to the object until then did not finish it: the change that did comes after the last
+        test. (Moves, toggles, takes and placements stay; the rules below prune those.)"""
+        tests = [i for i in range(len(steps) - 1) if self._takes_back(steps[i].action, steps[i + 1].action)]
+        if not tests:
+            return steps
+        last = tests[-1]
+        keep = (*PLACE_VERBS, *TAKE_VERBS, *TOGGLE_VERBS)
+        return [s for i, s in enumerate(steps)
+                if i > last or self.is_move(s.action) or self.verb(s.action) in keep]
+
+    def _drop_taken_back(self, steps: list[Step]) -> list[Step]:
+        """Without each placement that the next step takes back (same thing, same place)."""
+        kept: list[Step] = []
+        for s in steps:
+            if kept and self._takes_back(kept[-1].action, s.action):
+                kept.pop()
+                continue
+            kept.append(s)
+        return kept
+
+    def _takes_back(self, placed: str, taken: str) -> bool:
+        if self.verb(placed) not in PLACE_VERBS or self.verb(taken) not in TAKE_VERBS:
+            return False
+        def args(action: str) -> list[str]:
+            return [w for w in action.lower().split()[1:] if w not in _LINK_WORDS]
+        return args(placed) == args(taken)
 
     def _pointless_toggle(self, steps: list[Step], i: int) -> bool:
         """An open/close of a place that nothing later touches before the agent moves on."""

@@ -63,8 +63,14 @@ class Memory:
                  update: str | Updater = "adjustment", embedder: str | Embedder | None = None,
                  llm: LLM | None = None, k: int = 3, min_score: float | None = None, seed: int = 0,
                  script_mode: str = "direct", abstraction: Abstraction | None = None,
+<<<<<<< HEAD
                  keywords: str | KeywordExtractor | None = None, adjuster: str | Adjuster | None = None,
                  deprecation: DeprecationRule | None = None, dedup_threshold: float = 0.92) -> None:
+=======
+                 adjuster: Adjuster | None = None, deprecation: DeprecationRule | None = None,
+                 dedup_threshold: float = 0.92, credit_weight: float = 0.0) -> None:
+        self.store = store
+>>>>>>> learn
         self.namespace = check_namespace(namespace)
         # Check every choice before building anything: a bad one must leave nothing behind.
         build = _checked("build strategy", build, list(BUILDERS), "build")
@@ -82,6 +88,7 @@ class Memory:
                 f"embedder {strategy_name(embedder)!r} has no integer dim attribute (its vector size)")
 
         self.k = k
+<<<<<<< HEAD
         abstraction = abstraction or Abstraction()
         self.embedder = make_embedder(embedder) if isinstance(embedder, str) else embedder
         if keywords == "rule":
@@ -109,6 +116,23 @@ class Memory:
                        "adjuster": strategy_name(adjuster)}
         # Last, so that nothing above can leave an empty database behind.
         self.store = open_store(store) if isinstance(store, (str, Path)) else store
+=======
+        self.config = {"build": build, "retrieve": retrieve, "update": update, "k": k,
+                       "min_score": min_score, "seed": seed, "credit_weight": credit_weight, "script_mode": script_mode,
+                       "llm": getattr(llm, "model", None)}
+        self.embedder = embedder or make_embedder("minilm")
+        self.config["embedder"] = self.embedder.name
+        keywords: KeywordExtractor = LLMKeywordExtractor(llm) if llm else RuleKeywordExtractor()
+        abstraction = abstraction or Abstraction()
+        self.builder = make_builder(build, llm=llm, mode=script_mode, keywords=keywords,
+                                    abstraction=abstraction)
+        self.retriever: Retriever = make_retriever(retrieve, embedder=self.embedder, keywords=keywords,
+                                                   min_score=min_score, seed=seed, credit_weight=credit_weight)
+        adjuster = adjuster or (LLMAdjuster(llm) if llm else RuleAdjuster(abstraction, keywords))
+        self.updater = make_updater(update, builder=self.builder, embedder=self.embedder,
+                                    adjuster=adjuster, deprecation=deprecation,
+                                    dedup_threshold=dedup_threshold)
+>>>>>>> learn
 
     @classmethod
     def open(cls, location: str | Path = "memp.db", **options) -> Memory:

@@ -9,6 +9,9 @@
 
 Every retriever returns at most k hits, best first, each with a score; ``min_score`` drops weak
 hits (for hybrid it applies to the vector similarity, since fused ranks have no absolute scale).
+
+``CreditRanked`` wraps any of them to rank by outcome as well as by similarity: a procedure that
+has worked when followed moves up, one that has failed moves down (see ``credit``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from memp._errors import InvalidInputError, UnknownStrategyError
 from memp.embed import Embedder
 from memp.keywords import KeywordExtractor, RuleKeywordExtractor
 from memp.store.base import Ref, Store, nearest
-from memp.types import RetrievalHit, Task
+from memp.types import ProcedureStats, RetrievalHit, Task
 
 
 class Retriever(Protocol):
@@ -155,19 +158,51 @@ class HybridRetriever:
         return _hits(store, namespace, ordered, self.name)
 
 
+def credit(stats: ProcedureStats) -> float:
+    """The posterior mean success rate under a uniform prior, (successes + 1) / (uses + 2):
+    ½ for a procedure never used, towards its observed rate as uses accumulate."""
+    return (stats.successes + 1) / (stats.uses + 2)
+
+
+class CreditRanked:
+    """Another retriever's candidates, re-ranked by score + ``weight`` · (credit − ½).
+
+    It asks the base retriever for ``depth`` · k candidates, so that a well-proven procedure a
+    little further from the task can displace a close one that keeps failing. Scores of the
+    returned hits are the re-ranked ones. Ties keep the base order.
+    """
+
+    def __init__(self, base: Retriever, weight: float = 0.2, depth: int = 3) -> None:
+        if weight < 0 or depth < 1:
+            raise InvalidInputError(f"credit weight must be ≥ 0 and depth ≥ 1, got {weight} and {depth}")
+        self.base = base
+        self.weight = weight
+        self.depth = depth
+        self.name = f"{base.name}+credit"
+
+    def retrieve(self, task: Task, store: Store, namespace: str, k: int) -> list[RetrievalHit]:
+        hits = self.base.retrieve(task, store, namespace, _check_k(k) * self.depth)
+        scored = [(h.score + self.weight * (credit(h.procedure.stats) - 0.5), h) for h in hits]
+        scored.sort(key=lambda sh: -sh[0])
+        return [h.model_copy(update={"score": round(s, 6), "retriever": self.name}) for s, h in scored[:k]]
+
+
 RETRIEVERS = ("random", "query", "avefact", "hybrid")
 
 
 def make_retriever(name: str, *, embedder: Embedder, keywords: KeywordExtractor | None = None,
-                   min_score: float | None = None, seed: int = 0) -> Retriever:
+                   min_score: float | None = None, seed: int = 0, credit_weight: float = 0.0) -> Retriever:
+    """The named retriever; with ``credit_weight`` > 0, ranked by credit too (``CreditRanked``)."""
     if name == "random":
-        return RandomRetriever(seed=seed)
-    if name == "query":
-        return QueryRetriever(embedder, min_score)
-    if name == "avefact":
-        return AveFactRetriever(embedder, keywords, min_score)
-    if name == "hybrid":
-        return HybridRetriever(embedder, min_score)
-    raise UnknownStrategyError(
-        f"unknown retrieve strategy {name!r}; choose one of: {', '.join(RETRIEVERS)}"
-    )
+        base: Retriever = RandomRetriever(seed=seed)
+    elif name == "query":
+        base = QueryRetriever(embedder, min_score)
+    elif name == "avefact":
+        base = AveFactRetriever(embedder, keywords, min_score)
+    elif name == "hybrid":
+        base = HybridRetriever(embedder, min_score)
+    else:
+        raise UnknownStrategyError(
+            f"unknown retrieve strategy {name!r}; choose one of: {', '.join(RETRIEVERS)}"
+        )
+    return CreditRanked(base, credit_weight) if credit_weight else base

@@ -2,47 +2,93 @@
 
 - ``VanillaUpdater``: every trajectory becomes a procedure;
 - ``ValidationUpdater``: only successful trajectories do;
-- ``AdjustmentUpdater``: successes are added as in validation, and a procedure that was followed
-  in a failed run is revised from that run (``RuleAdjuster`` without a model, ``LLMAdjuster``
-  with one). The revision is a new version whose provenance names the failed trajectory.
+- ``AdjustmentUpdater``: successes are added as in validation, and a failure teaches too. A
+  procedure that was followed in the failed run is revised from that run (``RuleAdjuster``
+  without a model, ``LLMAdjuster`` with one); the revision is a new version whose provenance
+  names the failed trajectory. A failed run that followed no procedure leaves *failure
+  evidence* instead: a procedure with no script, only what the run tried in vain (the places it
+  searched, the actions that changed nothing for the goal, the actions the environment refused).
+  Retrieval returns it like any procedure, so the next attempt at that kind of task can try
+  something else first. One evidence record is kept per kind of task (the task's non-entity
+  keywords, such as its action): later failures of that kind add their counts to it, and the
+  first success of that kind retires it, since a procedure that worked now says more.
 
-All three then apply the deprecation rule to the procedures that were used (default, as in the
-paper's code: at least 3 uses and a success rate below 0.5), and none adds a copy of an active
-procedure: a duplicate (same script, key embedding at least ``dedup_threshold`` similar) merges
-its provenance into the existing one instead.
+Credit: a run's outcome counts for the procedures it *followed* (``trajectory.metadata
+['followed']`` when the agent says so, else everything retrieved). All three strategies then
+apply the deprecation rule to those procedures (default, as in the paper's code: at least 3 uses
+and a success rate below 0.5; or, with ``confidence``, when the Beta posterior of the success
+rate is that sure it is below the bar), and none adds a copy of an active procedure: a duplicate
+(same script, key embedding at least ``dedup_threshold`` similar) merges its provenance into
+the existing one instead.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
 from memp import prompts
 from memp._errors import InvalidInputError, StoreError, UnknownStrategyError
-from memp.build import Abstraction, Builder
+from memp.build import NON_ENTITY_KEYS, TOGGLE_VERBS, Abstraction, Builder
 from memp.embed import Embedder, embed_procedure, embed_procedures
 from memp.keywords import KeywordExtractor, RuleKeywordExtractor
 from memp.llm import LLM
 from memp.store.base import Store, nearest
-from memp.types import Procedure, ProcedureStats, RetrievalHit, Trajectory, UpdateReport, utcnow
+from memp.types import Procedure, ProcedureStats, Provenance, RetrievalHit, Trajectory, UpdateReport, utcnow
 
 MAX_NOTES = 6
 MAX_REBASES = 20  # a revision re-made on a newer head, at most
+# How many entries each evidence count keeps (the most frequent): memory stays small.
+MAX_EVIDENCE = 40
+EVIDENCE_COUNTS = ("tried_in_vain", "refused", "searched_in_vain")
+
+
+def below_probability(bar: float, stats: ProcedureStats) -> float:
+    """P(success rate < bar) under the posterior Beta(1 + successes, 1 + failures).
+
+    For whole-number parameters the Beta CDF is a binomial tail:
+    I_x(a, b) = P(Binomial(a + b - 1, x) ≥ a).
+    """
+    a, b = 1 + stats.successes, 1 + stats.failures
+    n = a + b - 1
+    return sum(math.comb(n, j) * bar ** j * (1 - bar) ** (n - j) for j in range(a, n + 1))
 
 
 @dataclass(frozen=True)
 class DeprecationRule:
-    """Retire a procedure once it has been used enough and mostly failed."""
+    """Retire a procedure once it has been used enough and mostly failed.
+
+    By default "mostly failed" is the observed rate below ``min_success_rate`` (the paper's rule);
+    with ``confidence`` (e.g. 0.9) it is the Beta posterior being that sure the true rate is below
+    it, which spares a procedure that was merely unlucky in its first few uses.
+    """
 
     min_uses: int = 3
     min_success_rate: float = 0.5
+    confidence: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_uses < 0 or not 0.0 <= self.min_success_rate <= 1.0:
+            raise InvalidInputError("min_uses must be ≥ 0 and min_success_rate between 0 and 1")
+        if self.confidence is not None and not 0.0 < self.confidence < 1.0:
+            raise InvalidInputError(f"confidence must lie strictly between 0 and 1, got {self.confidence}")
 
     def should_deprecate(self, stats: ProcedureStats) -> bool:
         rate = stats.success_rate
-        return stats.uses >= self.min_uses and rate is not None and rate < self.min_success_rate
+        if stats.uses < self.min_uses or rate is None:
+            return False
+        if self.confidence is None:
+            return rate < self.min_success_rate
+        return below_probability(self.min_success_rate, stats) > self.confidence
 
     def reason(self, stats: ProcedureStats) -> str:
+        if self.confidence is not None:
+            p = below_probability(self.min_success_rate, stats)
+            return (f"{stats.successes} successes in {stats.uses} uses: P(success rate < "
+                    f"{self.min_success_rate}) = {p:.2f} > {self.confidence}")
         return (f"{stats.successes} successes in {stats.uses} uses: success rate "
                 f"{stats.success_rate:.2f} < {self.min_success_rate} after ≥ {self.min_uses} uses")
 
@@ -59,6 +105,54 @@ class Adjuster(Protocol):
     def revise(self, procedure: Procedure, failed: Trajectory) -> Procedure | None:
         """The next version of the procedure, corrected from the failed run (None: no change)."""
         ...
+
+    def evidence(self, failed: Trajectory) -> Procedure | None:
+        """Failure evidence from a run that followed no procedure (None: nothing to learn)."""
+        ...
+
+
+# --- failure evidence ------------------------------------------------------------------------
+
+
+def is_evidence(procedure: Procedure) -> bool:
+    """Whether a procedure is failure evidence: nothing to follow, only what was tried in vain."""
+    return "failed_runs" in procedure.extra and not procedure.script and not procedure.steps
+
+
+def kind_of(keywords: dict[str, str]) -> dict[str, str]:
+    """What a task asks for, without what it is asked of: its non-entity keywords (action, ...)."""
+    return {k: v for k, v in keywords.items() if k in NON_ENTITY_KEYS}
+
+
+def evidence_procedure(failed: Trajectory, keywords: dict[str, str], counts: dict[str, Counter],
+                       notes: list[str], **extra) -> Procedure:
+    """Version 1 of the evidence record for the failed run's kind of task."""
+    return Procedure(
+        key=failed.task.text, task_type=failed.task.type, keywords=keywords,
+        summary=f"Failure evidence for tasks like '{failed.task.text}': no procedure worked yet.",
+        notes=_dedupe(notes), builder="evidence",
+        extra={"failed_runs": 1, **{name: _top(counts.get(name, Counter())) for name in EVIDENCE_COUNTS},
+               **extra},
+        provenance=Provenance(trajectory_ids=[failed.id], agents=[failed.agent] if failed.agent else [],
+                              models=[failed.model] if failed.model else [], builder="evidence"),
+    )
+
+
+def merge_evidence(head: Procedure, new: Procedure, failed: Trajectory) -> Procedure:
+    """The next version of an evidence record, with a further failed run's counts added."""
+    extra = {**head.extra, **{k: v for k, v in new.extra.items() if k not in EVIDENCE_COUNTS}}
+    extra["failed_runs"] = int(head.extra.get("failed_runs", 1)) + 1
+    for name in EVIDENCE_COUNTS:
+        counts = Counter(head.extra.get(name, {}))
+        counts.update(new.extra.get(name, {}))
+        extra[name] = _top(counts)
+    return next_version(head, failed, notes=_dedupe([*head.notes, *new.notes]), extra=extra)
+
+
+def _top(counts: Counter) -> dict[str, int]:
+    """The most frequent entries, alphabetical among equals, as a plain sorted dict."""
+    kept = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_EVIDENCE]
+    return dict(sorted(kept))
 
 
 def next_version(procedure: Procedure, failed: Trajectory, **changes) -> Procedure:
@@ -124,17 +218,51 @@ class RuleAdjuster:
             notes.append(f"failed on '{failed.task.text}' after {len(failed.steps)} steps")
         return next_version(procedure, failed, script=script, notes=_dedupe(notes), extra=extra)
 
+    def evidence(self, failed: Trajectory) -> Procedure | None:
+        """What the run tried in vain: each effective action (generalised, once per run; moving,
+        opening and looking are not tries), each action the environment refused, and the kinds of
+        place where it found and tried nothing."""
+        ab = self.abstraction
+        keywords = self.keywords.extract(failed.task)
+        bindings = ab.bindings(keywords, failed.steps)
+        tried, refused = set(), set()
+        for s in failed.steps:
+            if ab.is_move(s.action) or ab.verb(s.action) in (*TOGGLE_VERBS, *ab.info_verbs):
+                continue
+            (refused if ab.is_noop(s) else tried).add(ab.generalise(s.action, bindings))
+        vain = set(self._searched_in_vain(failed, bindings))
+        if not (tried or refused or vain):
+            return None
+        notes = [f"a run on '{failed.task.text}' failed after {len(failed.steps)} steps"]
+        if tried:
+            notes.append("tried in vain: " + ", ".join(sorted(tried)[:8]))
+        if refused:
+            notes.append("refused: " + ", ".join(sorted(refused)[:5]))
+        if vain:
+            notes.append("searched in vain: " + ", ".join(sorted(vain)[:5]))
+        counts = {"tried_in_vain": Counter(tried), "refused": Counter(refused), "searched_in_vain": Counter(vain)}
+        return evidence_procedure(failed, keywords, counts, notes)
+
     def _searched_in_vain(self, failed: Trajectory, bindings: dict[str, str]) -> list[str]:
+        """Kinds of place visited where the run neither saw a task entity nor tried anything.
+
+        A visit is the move and what follows until the next move; opening, closing and looking
+        around do not count as trying something (a refused action does)."""
         ab = self.abstraction
         steps = failed.steps
         vain = []
         for i, s in enumerate(steps):
             if not ab.is_move(s.action) or ab.is_noop(s):
                 continue
-            nxt = steps[i + 1] if i + 1 < len(steps) else None
-            seen = s.observation.lower()
-            found = any(v in seen for v in bindings.values())
-            if not found and (nxt is None or ab.is_move(nxt.action)):
+            visit = [s]
+            for later in steps[i + 1:]:
+                if ab.is_move(later.action):
+                    break
+                visit.append(later)
+            seen = " ".join(v.observation.lower() for v in visit)
+            found = any(re.search(rf"\b{re.escape(v)}\b", seen) for v in bindings.values())
+            acted = any(ab.verb(v.action) not in (*TOGGLE_VERBS, *ab.info_verbs) for v in visit[1:])
+            if not found and not acted:
                 vain.append(ab.generalise(s.action, {}).removeprefix("go to ").strip())
         return vain
 
@@ -157,6 +285,38 @@ class LLMAdjuster:
         notes = [*procedure.notes, data["pitfall"]] if data["pitfall"] else list(procedure.notes)
         return next_version(procedure, failed, script=data["steps"], summary=data["summary"],
                             notes=_dedupe(notes), extra=extra)
+
+
+    def evidence(self, failed: Trajectory) -> Procedure | None:
+        """Reflection without a procedure: the model names what the run tried in vain."""
+        from memp.llm.parse import complete_json
+
+        messages = prompts.render("reflect", task=failed.task.text, steps=[s.model_dump() for s in failed.steps])
+        data = complete_json(self.llm, messages, validate=_validate_reflection)
+        notes = [data["pitfall"]] if data["pitfall"] else []
+        if data["try_instead"]:
+            notes.append("try instead: " + ", ".join(data["try_instead"][:8]))
+        counts = {name: Counter(data[name]) for name in ("tried_in_vain", "refused")}
+        return evidence_procedure(failed, dict(failed.task.keywords), counts, notes,
+                                  analysis=data["analysis"], try_instead=data["try_instead"])
+
+
+def _strings(data: dict, key: str) -> list[str]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"'{key}' must be a list of strings")
+    return list(dict.fromkeys(v.strip() for v in value if v.strip()))
+
+
+def _validate_reflection(data: object) -> dict:
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object with analysis, tried_in_vain, refused, try_instead and pitfall")
+    out = {key: _strings(data, key) for key in ("tried_in_vain", "refused", "try_instead")}
+    out["analysis"] = str(data.get("analysis", "")).strip()
+    out["pitfall"] = str(data.get("pitfall", "")).strip()
+    if not (out["tried_in_vain"] or out["refused"] or out["try_instead"] or out["pitfall"]):
+        raise ValueError("name at least one action tried in vain, refused or to try instead, or a pitfall")
+    return out
 
 
 def _validate_adjustment(data: object) -> dict:
@@ -197,13 +357,32 @@ class _BaseUpdater:
         # Build first: if a model call fails here, nothing has been written yet.
         learned = self._learn(store, namespace, trajectory, used, report)
         store.add_trajectory(namespace, trajectory)
-        for hit in used:
+        credited = self._credited(trajectory, used)
+        for hit in credited:
             store.record_use(namespace, hit.procedure.id, hit.procedure.version,
                              success=bool(trajectory.success), trajectory_id=trajectory.id)
         for procedure in learned:
             self._store(store, namespace, trajectory, procedure, report)
-        self._deprecate(store, namespace, used, report)
+        self._deprecate(store, namespace, credited, report)
         return report
+
+    def _credited(self, trajectory: Trajectory, used: list[RetrievalHit]) -> list[RetrievalHit]:
+        """The procedures whose statistics the outcome counts for: the ones the agent says it
+        followed, else (an agent that does not say) everything it was given. Failure evidence
+        is never credited: it is not followed, and retiring it is the first success's job."""
+        if "followed" not in trajectory.metadata:
+            return [h for h in used if not is_evidence(h.procedure)]
+        return self._followed(trajectory, used)
+
+    def _followed(self, trajectory: Trajectory, used: list[RetrievalHit]) -> list[RetrievalHit]:
+        """The retrieved procedures named in ``metadata['followed']`` (``id`` or ``id@vN``);
+        without that key, the top hit. Failure evidence is never followed."""
+        followed = trajectory.metadata.get("followed")
+        candidates = [h for h in used if not is_evidence(h.procedure)]
+        if followed is None:
+            return candidates[:1]
+        wanted = {str(f).split("@")[0] for f in (followed if isinstance(followed, list) else [followed])}
+        return [h for h in candidates if h.procedure.id in wanted]
 
     def add(self, store: Store, namespace: str, trajectory: Trajectory) -> UpdateReport:
         """Build and add a trajectory regardless of the strategy (e.g. seeding from gold runs)."""
@@ -264,19 +443,28 @@ class _BaseUpdater:
                     raise  # not a race: the version was wrong
                 if head.status != "active":
                     return  # retired meanwhile; _learn would not have revised it
-                # Another process revised this lineage since we read it: revise its new head.
-                procedure = self.adjuster.revise(head, trajectory)
+                # Another process revised this lineage since we read it: redo ours on its new head.
+                procedure = self._rebase(head, trajectory)
                 if procedure is None:
                     return
         raise StoreError(f"procedure {procedure.id} kept being revised by other processes; "
                          "report the outcome again")
 
+    def _rebase(self, head: Procedure, trajectory: Trajectory) -> Procedure | None:
+        """This run's change made again on a newer head: a revision, or merged failure evidence."""
+        if is_evidence(head):
+            new = self.adjuster.evidence(trajectory)
+            return merge_evidence(head, new, trajectory) if new is not None else None
+        return self.adjuster.revise(head, trajectory)
+
     def _duplicate(self, store: Store, namespace: str, procedure: Procedure) -> tuple[Procedure, float] | None:
+        if is_evidence(procedure):
+            return None  # evidence of one kind is merged by kind (AdjustmentUpdater), not by script
         for ref, score in nearest(store, namespace, procedure.embedding, 5):
             if score < self.dedup_threshold:
                 break
             head = store.get(namespace, *ref)
-            if head.builder == procedure.builder and head.script == procedure.script:
+            if head.builder == procedure.builder and head.script == procedure.script and not is_evidence(head):
                 return head, score
         return None
 
@@ -309,20 +497,28 @@ class ValidationUpdater(_BaseUpdater):
 
 
 class AdjustmentUpdater(ValidationUpdater):
-    """Validation, plus: the procedure followed in a failed run is revised from that run.
+    """Validation, plus: a failure teaches.
 
-    Which procedure was followed: the refs (``id`` or ``id@vN``) in
-    ``trajectory.metadata['followed']`` when the agent says so, else the top retrieved hit.
+    - The procedure followed in a failed run is revised from that run. Which procedure was
+      followed: the refs (``id`` or ``id@vN``) in ``trajectory.metadata['followed']`` when the
+      agent says so, else the top retrieved hit.
+    - A failed run that followed nothing adds its evidence to its kind's evidence record (a new
+      one for a kind not seen failing before).
+    - A success retires its kind's evidence record.
     """
 
     name = "adjustment"
 
     def _learn(self, store, namespace, trajectory, used, report):
-        if trajectory.success or not used:
+        if trajectory.success:
+            self._retire_evidence(store, namespace, trajectory, report)
             return super()._learn(store, namespace, trajectory, used, report)
+        followed = self._followed(trajectory, used)
+        if not followed:
+            return self._evidence(store, namespace, trajectory, report)
         report.skipped = "failed trajectory not stored; the procedure it followed is revised instead"
         revised = []
-        for hit in self._followed(trajectory, used):
+        for hit in followed:
             # Revise the newest version: another run may have revised it since retrieval.
             head = store.get(namespace, hit.procedure.id)
             if head.status != "active":
@@ -332,12 +528,35 @@ class AdjustmentUpdater(ValidationUpdater):
                 revised.append(new)
         return revised
 
-    def _followed(self, trajectory: Trajectory, used: list[RetrievalHit]) -> list[RetrievalHit]:
-        followed = trajectory.metadata.get("followed")
-        if not followed:
-            return used[:1]
-        wanted = {str(f).split("@")[0] for f in (followed if isinstance(followed, list) else [followed])}
-        return [h for h in used if h.procedure.id in wanted]
+    def _evidence(self, store, namespace, trajectory, report) -> list[Procedure]:
+        report.skipped = "failed trajectory not stored; it followed no procedure, so it leaves failure evidence"
+        new = self.adjuster.evidence(trajectory)
+        if new is None:
+            return []
+        head = self._kind_evidence(store, namespace, trajectory)
+        return [merge_evidence(head, new, trajectory) if head is not None else new]
+
+    def _kind_evidence(self, store: Store, namespace: str, trajectory: Trajectory) -> Procedure | None:
+        """The active evidence record for the run's kind of task, among the nearest keys."""
+        kind = kind_of(self.builder.keywords.extract(trajectory.task))
+        query = self.embedder.embed([trajectory.task.text])[0]
+        for ref, _ in nearest(store, namespace, query, 20):
+            head = store.get(namespace, *ref)
+            if is_evidence(head) and kind_of(head.keywords) == kind:
+                return head
+        return None
+
+    def _retire_evidence(self, store, namespace, trajectory, report) -> None:
+        head = self._kind_evidence(store, namespace, trajectory)
+        if head is None:
+            return
+        try:
+            store.set_status(namespace, head.id, "deprecated",
+                             reason=f"a run of this kind of task succeeded ({trajectory.id}); "
+                                    "its procedure replaces the failure evidence")
+        except InvalidInputError:
+            return  # another process retired it first
+        report.deprecated.append(head.ref)
 
 
 UPDATERS: dict[str, type[_BaseUpdater]] = {

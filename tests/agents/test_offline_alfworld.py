@@ -102,3 +102,93 @@ def test_loading_a_game_leaves_sys_argv_alone(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["memp", "out.jsonl"])
     AlfworldEnv(next((OFFICIAL / "valid_seen").glob("*/*/")))
     assert sys.argv == ["memp", "out.jsonl"]
+
+
+class Kitchen:
+    """A tiny stand-in for the engine: heat the apple and put it on the countertop.
+
+    The sink offers to clean what is held, the microwave to heat it; nothing else matters."""
+
+    PLACES = ["cabinet 1", "sinkbasin 1", "drawer 1", "microwave 1", "countertop 1", "shelf 1"]
+    TASK = "heat some apple and put it in countertop"
+
+    def __init__(self, max_steps: int = 30) -> None:
+        self.max_steps = max_steps
+
+    def reset(self):
+        self.at, self.holding, self.hot, self.steps, self.won = None, None, False, 0, False
+        self.apple_at = "shelf 1"
+        return f"You are in the middle of a room. Your task is to: {self.TASK}.", self._info()
+
+    def _info(self):
+        commands = [f"go to {p}" for p in self.PLACES]
+        if self.at == self.apple_at and self.holding is None:
+            commands.append(f"take apple 1 from {self.at}")
+        if self.holding and self.at:
+            commands.append(f"move apple 1 to {self.at}")
+            commands += {"sinkbasin 1": ["clean apple 1 with sinkbasin 1"],
+                         "microwave 1": ["heat apple 1 with microwave 1"]}.get(self.at, [])
+        return {"admissible_commands": commands, "won": self.won, "task": self.TASK,
+                "goal": {"action": "heat", "modifier": "hot", "object": "apple", "target": "countertop"}}
+
+    def step(self, action):
+        self.steps += 1
+        obs = "Nothing happens."
+        if action.startswith("go to "):
+            self.at = action[6:]
+            seen = "a apple 1" if self.apple_at == self.at else "nothing"
+            obs = f"You arrive at {self.at}. On the {self.at}, you see {seen}."
+        elif action.startswith("take apple 1") and self.at == self.apple_at:
+            self.holding, self.apple_at = "apple 1", None
+            obs = f"You pick up the apple 1 from the {self.at}."
+        elif action.startswith("move apple 1") and self.holding:
+            self.holding, self.apple_at = None, self.at
+            self.won = self.hot and self.at == "countertop 1"
+            obs = f"You move the apple 1 to the {self.at}."
+        elif action.startswith(("heat", "clean")) and action in self._info()["admissible_commands"]:
+            self.hot = self.hot or action.startswith("heat")
+            obs = f"You {action.split()[0]} the apple 1 using the {self.at}."
+        done = self.won or self.steps >= self.max_steps
+        return obs, float(self.won), done, self._info()
+
+
+def _evidence(tried: dict[str, int], action: str = "heat") -> RetrievalHit:
+    modifier = {"heat": "hot", "cool": "cool"}[action]
+    return _hit("evidence", f"{action} some mug and put it in cabinet",
+                keywords={"action": action, "modifier": modifier, "object": "mug", "target": "cabinet"},
+                extra={"failed_runs": 2, "tried_in_vain": tried, "refused": {}, "searched_in_vain": {}})
+
+
+def test_evidence_of_the_same_kind_steers_exploration_away_from_what_was_tried_in_vain():
+    """Without memory the agent cleans the apple before it finds the microwave; evidence that
+    cleaning was tried in vain on heating tasks makes it heat first and win sooner."""
+    agent = OfflineAlfworldAgent(seed=5)
+    alone = agent.run(Kitchen())
+    assert alone.success and "clean apple 1 with sinkbasin 1" in [s.action for s in alone.steps]
+    taught = agent.run(Kitchen(), [_evidence({"clean {object} with sinkbasin": 2})])
+    assert taught.success and taught.metadata["followed"] == []
+    assert "clean apple 1 with sinkbasin 1" not in [s.action for s in taught.steps]
+    assert len(taught.steps) < len(alone.steps)
+    # Evidence from another kind of task (cooling) says nothing about heating.
+    other = agent.run(Kitchen(), [_evidence({"clean {object} with sinkbasin": 2}, action="cool")])
+    assert [s.action for s in other.steps] == [s.action for s in alone.steps]
+
+
+def test_what_was_tried_in_vain_is_still_tried_when_nothing_else_is_left():
+    tried = {"clean {object} with sinkbasin": 3, "heat {object} with microwave": 1}
+    run = OfflineAlfworldAgent(seed=5).run(Kitchen(), [_evidence(tried)])
+    assert run.success and "heat apple 1 with microwave 1" in [s.action for s in run.steps]
+
+
+def test_plan_keeps_evidence_apart_from_what_it_follows():
+    ev = _evidence({"clean {object} with sinkbasin": 2})
+    script = _hit("script", "heat some egg and put it in countertop",
+                  keywords={"action": "heat", "modifier": "hot", "object": "egg", "target": "countertop"},
+                  script=["take {object} from fridge", "heat {object} with microwave", "move {object} to {target}"],
+                  bindings={"object": "egg", "target": "countertop"})
+    goal = {"action": "heat", "modifier": "hot", "object": "apple", "target": "countertop"}
+    plan = OfflineAlfworldAgent().plan([ev, script], goal)
+    assert plan.followed == [script.procedure.ref] and plan.lines[1] == "heat apple with microwave"
+    assert plan.in_vain == {"clean {object} with sinkbasin": 2}
+    only_evidence = OfflineAlfworldAgent().plan([ev], goal)
+    assert only_evidence.lines == [] and only_evidence.followed == [] and only_evidence.in_vain

@@ -195,6 +195,51 @@ def test_adjustment_revises_or_leaves_memory_unchanged(llama_server: LlamaServer
     store.close()
 
 
+@pytest.mark.slow
+def test_reflection_on_a_failure_with_nothing_followed_or_memory_unchanged(llama_server: LlamaServer,
+                                                                          tmp_path) -> None:
+    """No procedure was followed (memory was empty): the adjuster asks the model what the run
+    tried in vain and stores failure evidence, or leaves memory as it was."""
+    from memp.update import is_evidence
+
+    store = SQLiteStore(tmp_path / "memory.db")
+    client = client_for(llama_server, max_tokens=96)
+    memory = Memory(store, embedder=HashingEmbedder(), build="proceduralization", update="adjustment", llm=client)
+    failed = short_run(success=False, traj_id="lost").model_copy(update={"metadata": {"followed": []}})
+    with client.scope("reflect") as scope:
+        try:
+            report = memory.update(failed)
+        except LLMOutputError:
+            assert store.count("default") == 0 and list(store.export_records()) == []
+        else:
+            evidence = store.get("default", report.added[0].split("@")[0])
+            assert is_evidence(evidence) and evidence.provenance.trajectory_ids == ["lost"]
+            assert memory.retrieve("put a clean apple in fridge.", k=1)[0].procedure.id == evidence.id
+    _assert_spent(scope.usage)
+    store.close()
+
+
+def test_reflection_through_the_scripted_server_is_stored_and_merged(fault_server, tmp_path) -> None:
+    from memp.update import is_evidence
+
+    reply = json.dumps({"analysis": "the apple was never cleaned", "tried_in_vain": ["go to countertop 1"],
+                        "refused": [], "try_instead": ["the sinkbasin"], "pitfall": "clean before placing"})
+    fault_server.state.default_text = reply
+    client = OpenAIClient(fault_server.model, fault_server.base_url, api_key=fault_server.api_key, timeout=10.0)
+    memory = Memory(SQLiteStore(tmp_path / "m.db"), embedder=HashingEmbedder(), build="proceduralization",
+                    update="adjustment", llm=client)
+    first = short_run(success=False, traj_id="f1").model_copy(update={"metadata": {"followed": []}})
+    second = short_run(success=False, traj_id="f2").model_copy(update={"metadata": {"followed": []}})
+    pid = memory.update(first).added[0].split("@")[0]
+    assert memory.update(second).revised == [f"{pid}@v2"]
+    evidence = memory.store.get("default", pid)
+    assert is_evidence(evidence) and evidence.extra["failed_runs"] == 2
+    assert evidence.extra["tried_in_vain"] == {"go to countertop 1": 2}
+    assert evidence.notes == ["clean before placing", "try instead: the sinkbasin"]
+    prompt = fault_server.state.chat_requests[0]["body"]["messages"][-1]["content"]
+    assert "Failed run on the task: put a clean apple in fridge." in prompt
+
+
 # ---- the runner's LLM player in worker processes (the scripted server: fast, no model) -----------
 
 

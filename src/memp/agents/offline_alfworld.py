@@ -17,6 +17,12 @@ and all retrieved procedures tell it where to look first: the kinds of place whe
 was found, minus the places that adjustment recorded as searched in vain. When the procedure
 runs out or a step cannot be done, the agent falls back to exploring.
 
+Failure evidence (``memp.update.is_evidence``: what earlier failed runs of the same kind of task
+tried in vain) steers exploration: actions tried in vain are tried after every other one, and
+kinds of place searched in vain are visited last. Only evidence whose task asks for the same
+thing (same action and modifier) counts, since what was useless for one goal may be the key to
+another.
+
 The policy is a generator: it yields an action and receives the observation, which keeps each
 behaviour (go somewhere, find and take, do something somewhere) a short readable function.
 """
@@ -33,6 +39,7 @@ from typing import Any
 from memp.build import Abstraction
 from memp.envs.alfworld.grammar import canonical_action
 from memp.types import Procedure, RetrievalHit, Step, Task, Trajectory, utcnow
+from memp.update import is_evidence, kind_of
 
 ENTITY = re.compile(r"\b([a-z]+) (\d+)\b")
 SEE = re.compile(r"you see (.*?)(?:\.|$)", re.IGNORECASE)
@@ -63,6 +70,7 @@ class Plan:
     search: list[str]  # place types where such objects were found, most promising first
     avoid: Counter = field(default_factory=Counter)
     followed: list[str] = field(default_factory=list)
+    in_vain: Counter = field(default_factory=Counter)  # generalised actions tried in vain
 
 
 @dataclass
@@ -78,6 +86,8 @@ class World:
     visited: set[str] = field(default_factory=set)
     placed: set[str] = field(default_factory=set)
     tried: set[tuple[str, str]] = field(default_factory=set)
+    # What each place offered to do with the object held there: (place, held) -> commands.
+    offers: dict[tuple[str, str | None], list[str]] = field(default_factory=dict)
     won: bool = False
 
     @property
@@ -167,22 +177,33 @@ class OfflineAlfworldAgent:
 
     def plan(self, hits: list[RetrievalHit], goal: dict[str, str]) -> Plan | None:
         current = {k: goal[k] for k in ("object", "target", "tool") if k in goal}
-        top = self._closest(hits, goal).procedure
-        if top.builder == "trajectory" or not top.script:
-            lines = self._replay_lines(top, current)
-        else:
-            lines = [self.abstraction.instantiate(line, current) for line in top.script]
-            lines = [line for line in lines if "{" not in line]
+        # Only a procedure for the same kind of task is followed (what it asks for, not what of):
+        # one for another kind would do the wrong thing well. The others still give search hints.
+        followable = [h for h in hits if not is_evidence(h.procedure) and kind_of(h.procedure.keywords) == kind_of(goal)]
+        lines: list[str] = []
+        followed: list[str] = []
+        if followable:
+            top = self._closest(followable, goal).procedure
+            if top.builder == "trajectory" or not top.script:
+                lines = self._replay_lines(top, current)
+            else:
+                lines = [self.abstraction.instantiate(line, current) for line in top.script]
+                lines = [line for line in lines if "{" not in line]
+            followed = [top.ref] if lines else []
         search: list[str] = []
         avoid: Counter = Counter()
+        in_vain: Counter = Counter()
         for hit in hits:
             for kind in self._found_at(hit.procedure):
                 if kind not in search:
                     search.append(kind)
             avoid.update(hit.procedure.extra.get("searched_in_vain", {}))
-        if not lines:
+            if is_evidence(hit.procedure) and kind_of(hit.procedure.keywords) == kind_of(goal):
+                in_vain.update(hit.procedure.extra.get("tried_in_vain", {}))
+                in_vain.update(hit.procedure.extra.get("refused", {}))
+        if not (lines or search or avoid or in_vain):
             return None
-        return Plan(lines=lines, search=search, avoid=avoid, followed=[top.ref])
+        return Plan(lines=lines, search=search, avoid=avoid, followed=followed, in_vain=in_vain)
 
     def _closest(self, hits: list[RetrievalHit], goal: dict[str, str]) -> RetrievalHit:
         """The hit whose remembered task says most of what ours says (ties: retrieval order)."""
@@ -224,7 +245,7 @@ class OfflineAlfworldAgent:
     # --- behaviours -------------------------------------------------------------------------
 
     def _policy(self, world: World, plan: Plan | None) -> Policy:
-        if plan is not None:
+        if plan is not None and plan.lines:
             finished = yield from self._follow(world, plan)
             if finished or world.won:
                 return True
@@ -346,7 +367,7 @@ class OfflineAlfworldAgent:
         wanted = 2 if world.goal.get("modifier") == "two" else 1
         fresh = True  # whether the held object may have changed since it was last at the target
         while not world.won:
-            if len(world.placed) >= wanted:
+            if len(world.placed) >= wanted and not world.holds_goal_object():
                 # Everything is at the target, yet the task is not done: the object must be
                 # changed first. Take one back.
                 if not (yield from self._take_back(world)):
@@ -379,25 +400,44 @@ class OfflineAlfworldAgent:
     def _tour(self, world: World, plan: Plan | None) -> Policy:
         """Carry the object around, trying what each place offers to do with it.
 
-        Kinds of place that memory's procedures mention are visited first."""
+        Kinds of place that memory's procedures mention are visited first and kinds searched in
+        vain last; actions that failure evidence tried in vain wait for a second round. A place
+        is not visited again once everything it offers for the held object has been tried."""
         mentioned = set(" ".join(plan.lines).split()) if plan else set()
-        order = sorted(world.places, key=lambda p: place_type(p) not in mentioned)
-        for place in [world.location, *order]:
-            if place is None or world.won:
-                continue
-            if place != world.location:
-                yield from self._goto(world, place)
-            held = world.holding or ""
-            for command in list(world.admissible):
-                verb = command.split(" ", 1)[0]
-                if verb in BASIC_VERBS or (place, command) in world.tried:
+        avoid = plan.avoid if plan else Counter()
+        in_vain = plan.in_vain if plan else Counter()
+        order = sorted(world.places, key=lambda p: (place_type(p) not in mentioned, avoid.get(place_type(p), 0)))
+        for skip in ((in_vain, Counter()) if in_vain else (Counter(),)):
+            for place in [world.location, *order]:
+                if place is None or world.won or not self._worth_visiting(world, place, skip):
                     continue
-                if held not in command and verb != "use":
+                if place != world.location and not (yield from self._goto(world, place)):
                     continue
-                world.tried.add((place, command))
-                obs = yield command
-                if world.won:
-                    return True
-                if NOTHING not in obs.lower() and world.target:
-                    return True  # something changed: go and try the target again
+                world.offers[(place, world.holding)] = self._offered(world)
+                for command in self._to_try(world, place, skip):
+                    world.tried.add((place, command))
+                    obs = yield command
+                    if world.won:
+                        return True
+                    if NOTHING not in obs.lower() and world.target:
+                        return True  # something changed: go and try the target again
         return False
+
+    def _offered(self, world: World) -> list[str]:
+        """What the current place offers to do with the held object (or with a tool)."""
+        held = world.holding or ""
+        return [c for c in world.admissible
+                if c.split(" ", 1)[0] not in BASIC_VERBS and (held in c or c.startswith("use "))]
+
+    def _to_try(self, world: World, place: str, in_vain: Counter) -> list[str]:
+        """The place's offers not tried here yet, without those tried in vain before."""
+        bindings = {k: world.goal[k] for k in ("object", "target", "tool") if k in world.goal}
+        return [c for c in world.offers.get((place, world.holding), [])
+                if (place, c) not in world.tried
+                and not (in_vain and self.abstraction.generalise(c, bindings) in in_vain)]
+
+    def _worth_visiting(self, world: World, place: str, in_vain: Counter) -> bool:
+        """Unknown places are; a known one only while it offers something left to try."""
+        if (place, world.holding) not in world.offers:
+            return True
+        return bool(self._to_try(world, place, in_vain))

@@ -63,14 +63,9 @@ class Memory:
                  update: str | Updater = "adjustment", embedder: str | Embedder | None = None,
                  llm: LLM | None = None, k: int = 3, min_score: float | None = None, seed: int = 0,
                  script_mode: str = "direct", abstraction: Abstraction | None = None,
-<<<<<<< HEAD
                  keywords: str | KeywordExtractor | None = None, adjuster: str | Adjuster | None = None,
-                 deprecation: DeprecationRule | None = None, dedup_threshold: float = 0.92) -> None:
-=======
-                 adjuster: Adjuster | None = None, deprecation: DeprecationRule | None = None,
-                 dedup_threshold: float = 0.92, credit_weight: float = 0.0) -> None:
-        self.store = store
->>>>>>> learn
+                 deprecation: DeprecationRule | None = None, dedup_threshold: float = 0.92,
+                 credit_weight: float = 0.0) -> None:
         self.namespace = check_namespace(namespace)
         # Check every choice before building anything: a bad one must leave nothing behind.
         build = _checked("build strategy", build, list(BUILDERS), "build")
@@ -88,7 +83,6 @@ class Memory:
                 f"embedder {strategy_name(embedder)!r} has no integer dim attribute (its vector size)")
 
         self.k = k
-<<<<<<< HEAD
         abstraction = abstraction or Abstraction()
         self.embedder = make_embedder(embedder) if isinstance(embedder, str) else embedder
         if keywords == "rule":
@@ -98,7 +92,8 @@ class Memory:
         self.builder = build if not isinstance(build, str) else make_builder(
             build, llm=llm, mode=script_mode, keywords=keywords, abstraction=abstraction)
         self.retriever = retrieve if not isinstance(retrieve, str) else make_retriever(
-            retrieve, embedder=self.embedder, keywords=keywords, min_score=min_score, seed=seed)
+            retrieve, embedder=self.embedder, keywords=keywords, min_score=min_score, seed=seed,
+            credit_weight=credit_weight)
         if adjuster == "rule":
             adjuster = RuleAdjuster(abstraction, keywords)
         elif adjuster == "llm":
@@ -111,28 +106,12 @@ class Memory:
         self._adder = self.updater if adds else make_updater("vanilla", **options)
         self.config = {"build": strategy_name(self.builder), "retrieve": strategy_name(self.retriever),
                        "update": strategy_name(self.updater), "k": k, "min_score": min_score,
-                       "seed": seed, "script_mode": script_mode, "llm": getattr(llm, "model", None),
+                       "seed": seed, "credit_weight": credit_weight, "script_mode": script_mode,
+                       "llm": getattr(llm, "model", None),
                        "embedder": strategy_name(self.embedder), "keywords": strategy_name(keywords),
                        "adjuster": strategy_name(adjuster)}
         # Last, so that nothing above can leave an empty database behind.
         self.store = open_store(store) if isinstance(store, (str, Path)) else store
-=======
-        self.config = {"build": build, "retrieve": retrieve, "update": update, "k": k,
-                       "min_score": min_score, "seed": seed, "credit_weight": credit_weight, "script_mode": script_mode,
-                       "llm": getattr(llm, "model", None)}
-        self.embedder = embedder or make_embedder("minilm")
-        self.config["embedder"] = self.embedder.name
-        keywords: KeywordExtractor = LLMKeywordExtractor(llm) if llm else RuleKeywordExtractor()
-        abstraction = abstraction or Abstraction()
-        self.builder = make_builder(build, llm=llm, mode=script_mode, keywords=keywords,
-                                    abstraction=abstraction)
-        self.retriever: Retriever = make_retriever(retrieve, embedder=self.embedder, keywords=keywords,
-                                                   min_score=min_score, seed=seed, credit_weight=credit_weight)
-        adjuster = adjuster or (LLMAdjuster(llm) if llm else RuleAdjuster(abstraction, keywords))
-        self.updater = make_updater(update, builder=self.builder, embedder=self.embedder,
-                                    adjuster=adjuster, deprecation=deprecation,
-                                    dedup_threshold=dedup_threshold)
->>>>>>> learn
 
     @classmethod
     def open(cls, location: str | Path = "memp.db", **options) -> Memory:

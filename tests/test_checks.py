@@ -48,6 +48,9 @@ def model_reply(messages: list[dict]) -> str:
     if "followed a stored procedure and failed" in system:  # adjust
         return json.dumps({"analysis": "it stopped early", "summary": "finish the job",
                            "steps": [a for _, a in numbered][-2:] or ["look"], "pitfall": "check the target"})
+    if "without any stored procedure and failed" in system:  # reflect
+        return json.dumps({"analysis": "it never found the target", "tried_in_vain": [a for _, a in numbered][:2],
+                           "refused": [], "try_instead": ["look elsewhere"], "pitfall": "search wider"})
     raise AssertionError(f"no scripted answer for the prompt: {system[:80]}")
 
 
@@ -238,6 +241,13 @@ class KeepsOnlySuccesses(ValidationUpdater):
         return super().update(store, namespace, trajectory, used)
 
 
+class RetireAll(DeprecationRule):
+    """A broken rule: every used procedure is retired, winners too."""
+
+    def should_deprecate(self, stats) -> bool:
+        return stats.uses >= 1
+
+
 def _updater(rule: DeprecationRule | None = None, cls=None):
     def make(embedder):
         if cls is not None:
@@ -257,7 +267,7 @@ class ReportsAGhost(ValidationUpdater):
     (_updater(cls=KeepsOnlySuccesses), "was not stored"),
     (_updater(cls=ReportsAGhost), "names ghost@v1, which is not in the store"),
     (_updater(DeprecationRule(min_uses=1000)), "deprecation was not applied"),
-    (_updater(DeprecationRule(min_uses=1, min_success_rate=1.01)), "won 10 runs in a row was deprecated"),
+    (_updater(RetireAll()), "won 10 runs in a row was deprecated"),
 ], ids=["drops-runs", "ghost-report", "never-deprecates", "deprecates-winners"])
 def test_broken_updaters_fail(make, failure):
     with pytest.raises(CheckFailure, match=failure):

@@ -453,9 +453,14 @@ class _BaseUpdater:
     def _rebase(self, head: Procedure, trajectory: Trajectory) -> Procedure | None:
         """This run's change made again on a newer head: a revision, or merged failure evidence."""
         if is_evidence(head):
-            new = self.adjuster.evidence(trajectory)
+            new = self._new_evidence(trajectory)
             return merge_evidence(head, new, trajectory) if new is not None else None
         return self.adjuster.revise(head, trajectory)
+
+    def _new_evidence(self, trajectory: Trajectory) -> Procedure | None:
+        # An adjuster written before evidence existed only revises: its failures teach nothing new.
+        evidence = getattr(self.adjuster, "evidence", None)
+        return evidence(trajectory) if evidence is not None else None
 
     def _duplicate(self, store: Store, namespace: str, procedure: Procedure) -> tuple[Procedure, float] | None:
         if is_evidence(procedure):
@@ -530,7 +535,7 @@ class AdjustmentUpdater(ValidationUpdater):
 
     def _evidence(self, store, namespace, trajectory, report) -> list[Procedure]:
         report.skipped = "failed trajectory not stored; it followed no procedure, so it leaves failure evidence"
-        new = self.adjuster.evidence(trajectory)
+        new = self._new_evidence(trajectory)
         if new is None:
             return []
         head = self._kind_evidence(store, namespace, trajectory)

@@ -32,6 +32,8 @@ MAX_STEPS = 50  # the engine's episodes stop here whatever a condition asks
 PAPER = {"table1_build": {"GPT-4o": {"no memory": (39.28, 23.76), "script": (66.67, 18.52),
                                      "trajectory": (67.17, 16.49), "proceduralization": (87.14, 15.01)}}}
 
+CREDIT_WEIGHT = 0.2  # retrieval's weight on a self-taught procedure's success record (bench/selftaught_alfworld.py)
+
 
 def task_of_game(game: str | Path) -> Task:
     """A game's task, read from its files without starting the engine."""
@@ -259,8 +261,11 @@ class AlfworldBenchmark:
     def open_memory(self, path: Path, condition: Condition, seed: int, embedder: Embedder) -> Memory:
         from memp.store import SQLiteStore
 
+        # A memory the agent fills itself ranks by what worked for it too: its first procedures
+        # come from lucky runs, and their record of outcomes tells them apart.
+        credit = CREDIT_WEIGHT if condition.memory == "empty" else 0.0
         return Memory(SQLiteStore(path), embedder=embedder, build=condition.build, retrieve=condition.retrieve,
-                      update=condition.update or "adjustment", k=condition.k, seed=seed)
+                      update=condition.update or "adjustment", k=condition.k, seed=seed, credit_weight=credit)
 
     def player(self) -> AlfworldPlayer:
         return AlfworldPlayer(self.agent, self.llm)

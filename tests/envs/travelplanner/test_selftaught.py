@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from memp.agents.offline_travel import OfflineTravelPlanner
 from memp.embed import HashingEmbedder
-from memp.envs.travelplanner.adjust import TravelAdjuster, TravelAdjustmentUpdater, travel_memory
+from memp.experiments.travel_adjust import TravelAdjuster, TravelAdjustmentUpdater, travel_memory
 from memp.envs.travelplanner.env import TravelEnv
 from memp.envs.travelplanner.episode import task_for
 from memp.envs.travelplanner.procedures import Check, parse_check, procedure_lines, read_procedures
@@ -70,7 +70,7 @@ def test_lesson_keeps_what_the_run_did():
 
 
 def test_posterior_deprecation_waits_for_evidence():
-    from memp.envs.travelplanner.adjust import PosteriorDeprecation
+    from memp.experiments.travel_adjust import PosteriorDeprecation
     from memp.types import ProcedureStats
     from memp.update import DeprecationRule
 

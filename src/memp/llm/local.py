@@ -65,7 +65,7 @@ def llama_server_config(
 def llama_server_command(config: dict[str, object], config_path: Path) -> list[str]:
     """Write ``config`` to ``config_path`` and return the command that serves it."""
     config_path.write_text(json.dumps(config, indent=2))
-    return [sys.executable, "-m", "llama_cpp.server", "--config_file", str(config_path)]
+    return [sys.executable, "-m", "memp.llm._llama_server", "--config_file", str(config_path)]
 
 
 __all__ = [

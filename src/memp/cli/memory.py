@@ -22,7 +22,7 @@ from memp.cli._common import (
     print_json,
     typer_app,
 )
-from memp.llm.options import LLMApiKeyOpt, LLMBaseUrlOpt, LLMCacheOpt, LLMModelOpt
+from memp.llm.options import LLMApiKeyOpt, LLMBaseUrlOpt, LLMCacheOpt, LLMModelOpt, LLMStructuredOpt
 from memp.store import SQLiteStore
 from memp.store.base import read_export, text_lines, write_export
 from memp.types import Procedure, trajectory_from_json
@@ -185,7 +185,8 @@ def add(source: Annotated[Path, typer.Argument(help="Trajectories, one JSON obje
         build: Annotated[str, typer.Option(help="trajectory, script or proceduralization.")] = "proceduralization",
         update: Annotated[str, typer.Option(help="vanilla, validation or adjustment.")] = "validation",
         embedder: EmbedderOpt = "minilm", llm_base_url: LLMBaseUrlOpt = None, llm_model: LLMModelOpt = None,
-        llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None) -> None:
+        llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None,
+        llm_structured: LLMStructuredOpt = None) -> None:
     """Learn from recorded trajectories (each is checked before any is stored).
 
     With --llm-model (or MEMP_LLM_MODEL), scripts, keywords and adjustments come from the model."""
@@ -200,7 +201,7 @@ def add(source: Annotated[Path, typer.Argument(help="Trajectories, one JSON obje
             raise InvalidTrajectoryError(f"{source} line {n}: {err}") from None
     if db.is_dir():
         existing_db(db)
-    llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache)
+    llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache, llm_structured)
     with Memory.open(db, namespace=namespace, build=build, update=update,
                      embedder=make_embedder(embedder), llm=llm) as mem:
         reports = [mem.update(t) for t in trajectories]
@@ -217,12 +218,13 @@ def retrieve(task: Annotated[str, typer.Argument(help="The task description.")],
              strategy: Annotated[str, typer.Option("--retrieve", help="random, query, avefact or hybrid.")] = "query",
              k: int = 3, embedder: EmbedderOpt = "minilm", format: FormatOpt = OutputFormat.table,
              llm_base_url: LLMBaseUrlOpt = None, llm_model: LLMModelOpt = None,
-             llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None) -> None:
+             llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None,
+             llm_structured: LLMStructuredOpt = None) -> None:
     """Show the procedures memory would give an agent for a task (--llm-model: keywords by the model)."""
     from memp.embed import make_embedder
     from memp.memory import Memory
 
-    llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache)
+    llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache, llm_structured)
     with Memory.open(existing_db(db), namespace=namespace, retrieve=strategy,
                      embedder=make_embedder(embedder), llm=llm) as mem:
         hits = mem.retrieve(task, k=k)
@@ -234,7 +236,7 @@ def retrieve(task: Annotated[str, typer.Argument(help="The task description.")],
         console.print()
 
 
-def _llm(base_url, model, api_key, cache):
+def _llm(base_url, model, api_key, cache, structured=None):
     """A client when a model is named (option or MEMP_LLM_MODEL); None keeps memp LLM-free."""
     import os
 
@@ -242,7 +244,7 @@ def _llm(base_url, model, api_key, cache):
         return None
     from memp.llm.options import client_from_options
 
-    return client_from_options(base_url, model, api_key, cache=cache)
+    return client_from_options(base_url, model, api_key, cache=cache, structured=structured)
 
 
 def _resolve(store: SQLiteStore, namespace: str, prefix: str) -> str:

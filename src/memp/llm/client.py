@@ -6,7 +6,8 @@ usage meter and one concurrency limit per path. Retries are ours, not the SDK's 
 Structured output: a call may carry a ``constraint`` (``memp.llm.schemas``: a reply's JSON schema,
 or a grammar). ``structured`` says how to send it: ``json_schema`` (OpenAI's ``response_format``,
 else llama-cpp-python's ``json_object`` + ``schema`` dialect), ``grammar`` (a GBNF ``grammar``
-field, llama.cpp), ``off``, or ``auto``: each form in that order until the endpoint accepts one,
+field that memp compiles from the schema, for llama.cpp), ``off``, or ``auto``: OpenAI's form, then
+the grammar, then the ``json_object`` dialect, until the endpoint accepts one,
 remembered for the client's life; a form the endpoint refuses is never sent again, and when it
 refuses all of them the call goes out unconstrained, as before structured output existed.
 """
@@ -48,9 +49,11 @@ class _MalformedResponse(Exception):
 
 ENV_STRUCTURED = "MEMP_LLM_STRUCTURED"
 STRUCTURED_MODES = ("auto", "json_schema", "grammar", "off")
-# The wire forms each mode may use for a JSON schema, in the order tried.
+# The wire forms each mode may use for a JSON schema, in the order tried. memp's own grammar comes
+# before llama-cpp-python's json_object + schema: the grammar that server derives from a schema lets
+# raw newlines into strings, which is not JSON.
 _SCHEMA_FORMS = {
-    "auto": ("json_schema", "json_object", "grammar"),
+    "auto": ("json_schema", "grammar", "json_object"),
     "json_schema": ("json_schema", "json_object"),
     "grammar": ("grammar",),
     "off": (),

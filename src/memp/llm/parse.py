@@ -27,7 +27,8 @@ T = TypeVar("T")
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 _SMART_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"'})
-_DECODER = json.JSONDecoder()
+# strict=False: a raw newline or tab inside a string is a common slip, and its meaning is plain.
+_DECODER = json.JSONDecoder(strict=False)
 
 REASK_MESSAGE = (
     "Your previous reply could not be used: {reason}\n"
@@ -79,7 +80,7 @@ def extract_json(text: str, *, expect: type | tuple[type, ...] = (dict, list)) -
     for candidate in _candidates(text):
         for variant in _variants(candidate):
             try:
-                value = json.loads(variant)
+                value = _DECODER.decode(variant)
             except json.JSONDecodeError:
                 continue
             if isinstance(value, expect):

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,33 +100,38 @@ def _failed_half(trajectory: Trajectory) -> Trajectory:
     return trajectory.model_copy(update={"steps": steps, "success": False, "reward": 0.0})
 
 
-def run_one(recorder: Recorder, trajectory: Trajectory, examples: list[dict[str, Any]]) -> dict[str, bool]:
+def operations(recorder: Recorder, trajectory: Trajectory) -> dict[str, Callable[[], Any]]:
+    """memp's four LLM paths on one run, as ``memp memory add`` and retrieval call them."""
     task = Task(text=trajectory.task.text, type=trajectory.task.type, env=trajectory.task.env)
-    bare = trajectory.model_copy(update={"task": task})
-    outcomes = {}
-    operations = {
+    bare = trajectory.model_copy(update={"task": task})  # no stored keywords: the model must give them
+    return {
         "keywords": lambda: LLMKeywordExtractor(recorder).extract(task),
         "build_direct": lambda: ScriptBuilder(llm=recorder, mode="direct").build(bare),
-        "build_two_stage": lambda: ScriptBuilder(llm=recorder, mode="two_stage").build(bare),
         "adjustment": lambda: LLMAdjuster(recorder).revise(ScriptBuilder().build(bare), _failed_half(bare)),
+        "build_two_stage": lambda: ScriptBuilder(llm=recorder, mode="two_stage").build(bare),
     }
-    for name, operation in operations.items():
-        first = len(recorder.calls)
-        try:
-            result = operation()
-            ok = True
-        except LLMOutputError:
-            result, ok = None, False
-        # A two-stage build calls twice: mark each stage's accepted reply.
-        if name == "build_two_stage":
-            _judge_stages(recorder, first, ok)
-        else:
-            _judge(recorder, first, ok)
-        outcomes[name] = ok
-        if ok and name in ("build_direct", "build_two_stage", "adjustment") and len(examples) < 9:
-            examples.append({"operation": name, "task": task.text, "script": result.script,
-                             "summary": result.summary, "notes": result.notes[-1:]})
-    return outcomes
+
+
+def run_one(recorder: Recorder, name: str, trajectory: Trajectory, examples: list[dict[str, Any]]) -> bool:
+    first = len(recorder.calls)
+    try:
+        result = operations(recorder, trajectory)[name]()
+        ok = True
+    except LLMOutputError:
+        result, ok = None, False
+    if name == "build_two_stage":  # two complete_json calls: each stage ends with its accepted reply
+        _judge_stages(recorder, first, ok)
+    else:
+        _judge(recorder, first, ok)
+    if ok and name != "keywords" and sum(e["operation"] == name for e in examples) < 3:
+        examples.append({"operation": name, "task": trajectory.task.text, "script": result.script,
+                         "summary": result.summary, "notes": result.notes[-1:]})
+    return ok
+
+
+def _operation_of(prompt: str) -> str:
+    return {"keywords": "keywords", "script_direct": "build_direct", "adjust": "adjustment"}.get(
+        prompt, "build_two_stage")
 
 
 def _judge_stages(recorder: Recorder, first: int, ok: bool) -> None:
@@ -206,28 +212,30 @@ def main() -> None:
             client = OpenAIClient(args.model, base_url, seed=0, timeout=args.timeout, structured=mode,
                                   max_retries=1)
             recorder = Recorder(client)
-            outcomes: list[dict[str, bool]] = []
+            outcomes: dict[str, list[bool]] = {}
             examples: list[dict[str, Any]] = []
             limit = args.n_off if (mode == "off" and args.n_off is not None) else len(runs)
             started = time.perf_counter()
-            for i, trajectory in enumerate(runs[:limit], 1):
-                outcomes.append(run_one(recorder, trajectory, examples))
-                per_prompt = summarise(recorder.calls)
-                report["modes"][mode] = {
-                    "runs_done": i,
-                    "seconds": round(time.perf_counter() - started, 1),
-                    "per_prompt": per_prompt,
-                    "replies": len(recorder.calls),
-                    "valid_replies": sum(c.valid for c in recorder.calls),
-                    "operations_succeeded": {k: sum(o[k] for o in outcomes) for k in outcomes[0]},
-                    "refused_forms": sorted(client.refused),
-                    "examples": examples,
-                }
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(json.dumps(report, indent=2) + "\n")
-                rate = report["modes"][mode]["valid_replies"] / max(1, len(recorder.calls))
-                print(f"[{mode}] run {i}/{limit}: {rate:.1%} of {len(recorder.calls)} replies valid",
-                      flush=True)
+            # Operation by operation over all runs: an interrupted benchmark still covers every run
+            # for the operations it finished.
+            for name in operations(recorder, runs[0]):
+                for i, trajectory in enumerate(runs[:limit], 1):
+                    outcomes.setdefault(name, []).append(run_one(recorder, name, trajectory, examples))
+                    report["modes"][mode] = {
+                        "runs": limit,
+                        "seconds": round(time.perf_counter() - started, 1),
+                        "per_prompt": summarise(recorder.calls),
+                        "replies": len(recorder.calls),
+                        "valid_replies": sum(c.valid for c in recorder.calls),
+                        "operations": {k: {"done": len(v), "succeeded": sum(v)} for k, v in outcomes.items()},
+                        "refused_forms": sorted(client.refused),
+                        "examples": examples,
+                    }
+                    args.out.parent.mkdir(parents=True, exist_ok=True)
+                    args.out.write_text(json.dumps(report, indent=2) + "\n")
+                    valid = sum(c.valid for c in recorder.calls if _operation_of(c.prompt) == name)
+                    made = sum(1 for c in recorder.calls if _operation_of(c.prompt) == name)
+                    print(f"[{mode}] {name} {i}/{limit}: {valid}/{made} replies valid", flush=True)
             print(f"\n{mode}: prompt, validity, tokens in/out per call, seconds per call, form")
             for name, row in report["modes"][mode]["per_prompt"].items():
                 print(f"  {name:16} {row['valid']:3}/{row['calls']:<3} {row['validity_rate']:7.1%} "

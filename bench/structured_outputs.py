@@ -47,6 +47,7 @@ from memp.types import Task, Trajectory, trajectory_from_json  # noqa: E402
 from memp.update import LLMAdjuster  # noqa: E402
 
 PROMPTS = ("keywords", "script_direct", "script_events", "script_critical", "adjust")
+OPERATIONS = ("keywords", "build_direct", "adjustment", "build_two_stage")
 
 
 @dataclass
@@ -190,6 +191,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["auto", "off"],
                         choices=["auto", "json_schema", "grammar", "off"])
     parser.add_argument("--n-off", type=int, default=None, help="runs for the 'off' mode (default: --n)")
+    parser.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
     parser.add_argument("--base-url", default=None)
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--timeout", type=float, default=900.0)
@@ -218,7 +220,7 @@ def main() -> None:
             started = time.perf_counter()
             # Operation by operation over all runs: an interrupted benchmark still covers every run
             # for the operations it finished.
-            for name in operations(recorder, runs[0]):
+            for name in args.operations:
                 for i, trajectory in enumerate(runs[:limit], 1):
                     outcomes.setdefault(name, []).append(run_one(recorder, name, trajectory, examples))
                     report["modes"][mode] = {

@@ -33,8 +33,14 @@ from memp.cli._common import (
     redact,
     typer_app,
 )
-from memp.llm.options import LLMApiKeyOpt, LLMBaseUrlOpt, LLMCacheOpt, LLMModelOpt, LLMStructuredOpt,
-                             LLMTimeoutOpt
+from memp.llm.options import (
+    LLMApiKeyOpt,
+    LLMBaseUrlOpt,
+    LLMCacheOpt,
+    LLMModelOpt,
+    LLMStructuredOpt,
+    LLMTimeoutOpt,
+)
 from memp.storable import MAX_DEPTH, MAX_EXPORT_DEPTH, loads_storable
 from memp.store import Store, check_namespace, open_store
 from memp.store.base import parse_export, text_lines, write_export

@@ -206,11 +206,12 @@ def test_reflection_on_a_failure_with_nothing_followed_or_memory_unchanged(llama
     client = client_for(llama_server, max_tokens=96)
     memory = Memory(store, embedder=HashingEmbedder(), build="proceduralization", update="adjustment", llm=client)
     failed = short_run(success=False, traj_id="lost").model_copy(update={"metadata": {"followed": []}})
+    before = list(store.export_records())
     with client.scope("reflect") as scope:
         try:
             report = memory.update(failed)
         except LLMOutputError:
-            assert store.count("default") == 0 and list(store.export_records()) == []
+            assert store.count("default") == 0 and list(store.export_records()) == before
         else:
             evidence = store.get("default", report.added[0].split("@")[0])
             assert is_evidence(evidence) and evidence.provenance.trajectory_ids == ["lost"]

@@ -250,22 +250,25 @@ class _BaseBuilder:
         return f"{self.name}/{how}"
 
     def _llm_script(self, trajectory: Trajectory, bindings: dict[str, str]) -> tuple[list[str], str]:
+        from memp.llm import schemas
         from memp.llm.parse import complete_json
 
         steps = [s.model_dump() for s in trajectory.steps]
         if self.mode == "direct":
             messages = prompts.render("script_direct", task=trajectory.task.text, bindings=bindings, steps=steps)
-            data = complete_json(self.llm, messages, validate=_validate_direct)
+            data = complete_json(self.llm, messages, validate=_validate_direct, schema=schemas.DirectScript)
             return data["steps"], data["summary"]
         events = complete_json(
             self.llm,
             prompts.render("script_events", task=trajectory.task.text, steps=steps),
             validate=lambda d: _validate_events(d, len(steps)),
+            schema=schemas.events_reply(len(steps)),
         )
         chosen = complete_json(
             self.llm,
             prompts.render("script_critical", task=trajectory.task.text, events=events),
             validate=lambda d: _validate_critical(d, len(steps)),
+            schema=schemas.critical_reply(len(steps)),
         )
         script = []
         for index in chosen["critical"]:
@@ -327,6 +330,8 @@ def _validate_direct(data: object) -> dict:
 
 
 def _validate_events(data: object, n_steps: int) -> list[dict]:
+    if isinstance(data, dict) and isinstance(data.get("events"), list):
+        data = data["events"]  # the reply schema wraps the array (OpenAI wants an object on top)
     if not isinstance(data, list) or not data:
         raise ValueError("expected a non-empty JSON array of events")
     events = []

@@ -118,9 +118,10 @@ class LLMKeywordExtractor:
         if task.keywords:
             return dict(task.keywords)
         from memp.llm.parse import complete_json
+        from memp.llm.schemas import Keywords
 
         messages = prompts.render("keywords", task=task.text)
-        return complete_json(self.llm, messages, validate=_validate_keywords)
+        return complete_json(self.llm, messages, validate=_validate_keywords, schema=Keywords)
 
 
 def _validate_keywords(data: object) -> dict[str, str]:

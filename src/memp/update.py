@@ -275,12 +275,13 @@ class LLMAdjuster:
 
     def revise(self, procedure: Procedure, failed: Trajectory) -> Procedure | None:
         from memp.llm.parse import complete_json
+        from memp.llm.schemas import Adjustment
 
         messages = prompts.render(
             "adjust", procedure=procedure.render(include_steps=False), task=failed.task.text,
             steps=[s.model_dump() for s in failed.steps],
         )
-        data = complete_json(self.llm, messages, validate=_validate_adjustment)
+        data = complete_json(self.llm, messages, validate=_validate_adjustment, schema=Adjustment)
         extra = {**procedure.extra, "analysis": data["analysis"]}
         notes = [*procedure.notes, data["pitfall"]] if data["pitfall"] else list(procedure.notes)
         return next_version(procedure, failed, script=data["steps"], summary=data["summary"],

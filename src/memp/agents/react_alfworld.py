@@ -29,6 +29,8 @@ from typing import Any
 
 from memp import prompts
 from memp.llm import LLM, Message
+from memp.llm.parse import accepts_constraint
+from memp.llm.schemas import Grammar, choice_grammar
 from memp.llm.usage import Usage
 from memp.types import RetrievalHit, Step, Task, Trajectory, utcnow
 
@@ -107,6 +109,9 @@ def parse_reply(reply: str) -> tuple[str | None, str | None]:
     return thought, (_clean_action(action) if action else None)
 
 
+_MOVE = re.compile(r"^move (.+) to (.+)$")
+
+
 def render_guidelines(memory: Sequence[RetrievalHit] | None) -> list[str]:
     return [hit.procedure.render() for hit in memory or []]
 
@@ -134,13 +139,17 @@ class ReactAlfworldAgent:
     ``context_chars`` bounds the prompt (about 4 characters per token for English text);
     ``keep_turns`` bounds the number of past turns shown; ``max_tokens`` bounds each reply.
     ``max_steps`` caps the env's own step limit (None: the env's limit, or 30 if it has none).
+    ``constrain_actions``: where the client and server support a grammar (llama.cpp; see
+    ``memp.llm.client``), each reply is decoded as an optional Thought line and an Action that is
+    one of the game's admissible commands, so a small model cannot invent a command.
     """
 
     name = "react-alfworld"
 
     def __init__(self, llm: LLM, *, max_steps: int | None = None, max_tokens: int | None = 96,
                  context_chars: int = 12000, keep_turns: int = 20, few_shot: bool = True,
-                 max_observation_chars: int = 800, temperature: float = 0.0) -> None:
+                 max_observation_chars: int = 800, temperature: float = 0.0,
+                 constrain_actions: bool = False) -> None:
         if context_chars < 1 or keep_turns < 0:
             raise ValueError("context_chars must be positive and keep_turns non-negative")
         self.llm = llm
@@ -151,6 +160,7 @@ class ReactAlfworldAgent:
         self.few_shot = few_shot
         self.max_observation_chars = max_observation_chars
         self.temperature = temperature
+        self.constrain_actions = constrain_actions
 
     # --- the prompt ---------------------------------------------------------------------------
 
@@ -204,8 +214,10 @@ class ReactAlfworldAgent:
         reward, won, used, thinks, bad = 0.0, bool(info.get("won")), 0, 0, 0
         done = won
         while not done and used < limit:
+            extra = self._constraint(info)
             reply = self.llm.complete(self.messages(first, guidelines, turns), temperature=self.temperature,
-                                      max_tokens=self.max_tokens, stop=["\nObservation", "Observation:"])
+                                      max_tokens=self.max_tokens, stop=["\nObservation", "Observation:"],
+                                      **extra)
             thought, action = parse_reply(reply)
             used += 1
             if action is None:
@@ -234,6 +246,15 @@ class ReactAlfworldAgent:
                       "step_limit": limit, "steps_used": used, "thinks": thinks, "bad_replies": bad,
                       "unused_thoughts": pending},
         )
+
+    def _constraint(self, info: dict[str, Any]) -> dict[str, Grammar]:
+        """``{"constraint": ...}`` limiting the Action to the admissible commands, or nothing."""
+        commands = info.get("admissible_commands") or []
+        if not (self.constrain_actions and commands and accepts_constraint(self.llm)):
+            return {}
+        # The prompt teaches "put X in/on Y"; newer games admit "move X to Y" (the env translates back).
+        spelt = [_MOVE.sub(r"put \1 in/on \2", c) for c in commands]
+        return {"constraint": choice_grammar(spelt, prefix="Action: ", thought="Thought: ")}
 
     def _cut(self, observation: str) -> str:
         limit = self.max_observation_chars

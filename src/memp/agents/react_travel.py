@@ -27,6 +27,7 @@ from memp.envs.travelplanner.queries import TravelQuery
 from memp.envs.travelplanner.tools import TOOL_NAMES, TravelTools
 from memp.llm import LLM
 from memp.llm.parse import complete_json
+from memp.llm.schemas import TravelPlan
 from memp.types import RetrievalHit, Trajectory
 
 _TOOLS = {name.lower(): name for name in TOOL_NAMES}
@@ -108,7 +109,7 @@ class _Planning:
         messages = prompts.render("travel_plan", reference=_cut(reference, self.max_reference_chars),
                                   query=query.query, procedures=procedures)
         try:
-            plan = complete_json(self.llm, messages, validate=_validate_plan,
+            plan = complete_json(self.llm, messages, validate=_validate_plan, schema=TravelPlan,
                                  max_tokens=self.plan_max_tokens, reasks=self.plan_reasks)
             return plan, None
         except LLMOutputError as err:

@@ -33,7 +33,14 @@ from memp.cli._common import (
     redact,
     typer_app,
 )
-from memp.llm.options import LLMApiKeyOpt, LLMBaseUrlOpt, LLMCacheOpt, LLMModelOpt, LLMTimeoutOpt
+from memp.llm.options import (
+    LLMApiKeyOpt,
+    LLMBaseUrlOpt,
+    LLMCacheOpt,
+    LLMModelOpt,
+    LLMStructuredOpt,
+    LLMTimeoutOpt,
+)
 from memp.storable import MAX_DEPTH, MAX_EXPORT_DEPTH, loads_storable
 from memp.store import Store, check_namespace, open_store
 from memp.store.base import parse_export, text_lines, write_export
@@ -198,7 +205,7 @@ def add(source: Annotated[Path, typer.Argument(help="Trajectories, one JSON obje
         update: Annotated[str, typer.Option(help="vanilla, validation or adjustment.")] = "validation",
         embedder: EmbedderOpt = "minilm", llm_base_url: LLMBaseUrlOpt = None, llm_model: LLMModelOpt = None,
         llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None,
-        llm_timeout: LLMTimeoutOpt = 60.0) -> None:
+        llm_timeout: LLMTimeoutOpt = 60.0, llm_structured: LLMStructuredOpt = None) -> None:
     """Learn from recorded trajectories: every line is stored, or none (one transaction).
 
     With --llm-model (or MEMP_LLM_MODEL), scripts, keywords and adjustments come from the model."""
@@ -209,7 +216,7 @@ def add(source: Annotated[Path, typer.Argument(help="Trajectories, one JSON obje
     check_namespace(namespace)
     check_strategies(build=build, update=update)
     trajectories = _read_trajectories(source)
-    llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache, llm_timeout)
+    llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache, llm_timeout, llm_structured)
     with Memory.open(_writable_location(db), namespace=namespace, build=build, update=update,
                      embedder=make_embedder(embedder), llm=llm) as mem:
         _refuse_conflicts(mem.store, namespace, trajectories, source)
@@ -283,14 +290,14 @@ def retrieve(task: Annotated[str, typer.Argument(help="The task description.")],
              k: int = 3, embedder: EmbedderOpt = "minilm", format: FormatOpt = OutputFormat.table,
              llm_base_url: LLMBaseUrlOpt = None, llm_model: LLMModelOpt = None,
              llm_api_key: LLMApiKeyOpt = None, llm_cache: LLMCacheOpt = None,
-             llm_timeout: LLMTimeoutOpt = 60.0) -> None:
+             llm_timeout: LLMTimeoutOpt = 60.0, llm_structured: LLMStructuredOpt = None) -> None:
     """Show the procedures memory would give an agent for a task (--llm-model: keywords by the model)."""
     from memp.embed import make_embedder
     from memp.memory import Memory
 
     check_namespace(namespace)
     check_strategies(retrieve=strategy)
-    llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache, llm_timeout)
+    llm = _llm(llm_base_url, llm_model, llm_api_key, llm_cache, llm_timeout, llm_structured)
     with Memory(open_for_reading(db), namespace=namespace, retrieve=strategy,
                 embedder=make_embedder(embedder), llm=llm) as mem:
         hits = mem.retrieve(task, k=k)
@@ -302,7 +309,7 @@ def retrieve(task: Annotated[str, typer.Argument(help="The task description.")],
         console.print()
 
 
-def _llm(base_url, model, api_key, cache, timeout):
+def _llm(base_url, model, api_key, cache, timeout, structured=None):
     """A client when a model is named (option or MEMP_LLM_MODEL); None keeps memp LLM-free."""
     import os
 
@@ -310,7 +317,8 @@ def _llm(base_url, model, api_key, cache, timeout):
         return None
     from memp.llm.options import client_from_options
 
-    return client_from_options(base_url, model, api_key, cache=cache, timeout=timeout)
+    return client_from_options(base_url, model, api_key, cache=cache, timeout=timeout,
+                               structured=structured)
 
 
 def _resolve(store: Store, namespace: str, prefix: str) -> str:

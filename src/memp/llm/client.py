@@ -2,6 +2,14 @@
 
 Sync (``complete``) and async (``acomplete``) paths share the retry policy, the response cache, the
 usage meter and one concurrency limit per path. Retries are ours, not the SDK's (see endpoint.py).
+
+Structured output: a call may carry a ``constraint`` (``memp.llm.schemas``: a reply's JSON schema,
+or a grammar). ``structured`` says how to send it: ``json_schema`` (OpenAI's ``response_format``,
+else llama-cpp-python's ``json_object`` + ``schema`` dialect), ``grammar`` (a GBNF ``grammar``
+field that memp compiles from the schema, for llama.cpp), ``off``, or ``auto``: OpenAI's form, then
+the grammar, then the ``json_object`` dialect, until the endpoint accepts one,
+remembered for the client's life; a form the endpoint refuses is never sent again, and when it
+refuses all of them the call goes out unconstrained, as before structured output existed.
 """
 
 from __future__ import annotations
@@ -9,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,13 +37,63 @@ from memp.llm.endpoint import (
     retry_after_of,
     translate,
 )
-from memp.llm.errors import LLMConfigError, LLMUnavailableError
+from memp.llm.errors import LLMConfigError, LLMRequestError, LLMUnavailableError
+from memp.llm.schemas import Constraint, Grammar, ReplySchema
 from memp.llm.usage import PriceTable, Usage, UsageMeter, UsageScope, call_cost
 
 
 # A 200 whose body is not a chat completion; treated like a 5xx (retried, then reported).
 class _MalformedResponse(Exception):
     pass
+
+
+ENV_STRUCTURED = "MEMP_LLM_STRUCTURED"
+STRUCTURED_MODES = ("auto", "json_schema", "grammar", "off")
+# The wire forms each mode may use for a JSON schema, in the order tried. memp's own grammar comes
+# before llama-cpp-python's json_object + schema: the grammar that server derives from a schema lets
+# raw newlines into strings, which is not JSON.
+_SCHEMA_FORMS = {
+    "auto": ("json_schema", "grammar", "json_object"),
+    "json_schema": ("json_schema", "json_object"),
+    "grammar": ("grammar",),
+    "off": (),
+}
+# How a server says it does not know a field: 400/422, or llama-cpp-python's 500 for a body that
+# fails its request validation.
+_REFUSAL = re.compile(r"response_format|json_schema|json_object|grammar|validation error|extra_forbidden",
+                      re.IGNORECASE)
+
+
+class _Refused(Exception):
+    """The endpoint rejected the structured-output form of the request."""
+
+    def __init__(self, form: str, detail: str) -> None:
+        super().__init__(detail)
+        self.form = form
+        self.detail = detail
+
+
+def _wire_form(form: str, constraint: Constraint) -> dict[str, Any]:
+    """The request fields that carry ``constraint`` in ``form``."""
+    if isinstance(constraint, Grammar):
+        return {"grammar": constraint.gbnf}
+    if form == "json_schema":
+        schema = {"name": constraint.name, "schema": constraint.strict_schema(), "strict": True}
+        return {"response_format": {"type": "json_schema", "json_schema": schema}}
+    if form == "json_object":
+        return {"response_format": {"type": "json_object", "schema": constraint.schema}}
+    return {"grammar": constraint.grammar()}
+
+
+def resolve_structured(mode: str | None) -> str:
+    """The structured-output mode: the argument, else ``MEMP_LLM_STRUCTURED``, else ``auto``."""
+    mode = (mode or os.environ.get(ENV_STRUCTURED) or "auto").strip().lower().replace("-", "_")
+    if mode not in STRUCTURED_MODES:
+        raise LLMConfigError(
+            f"structured output mode {mode!r} is not one of {', '.join(STRUCTURED_MODES)} "
+            f"(--llm-structured or {ENV_STRUCTURED})"
+        )
+    return mode
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +107,7 @@ class Completion:
     finish_reason: str | None
     cached: bool
     attempts: int  # 0 for a cache hit
+    structured: str | None = None  # the form that carried the constraint; None: unconstrained
 
 
 def _check_messages(messages: list[Message]) -> list[Message]:
@@ -98,6 +159,7 @@ class OpenAIClient:
         cache: str | Path | ResponseCache | None = None,
         prices: PriceTable | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        structured: str | None = None,
     ) -> None:
         self.endpoint = Endpoint.resolve(base_url, model, api_key)
         self.model: str = self.endpoint.model  # type: ignore[assignment]  # resolve() guarantees it
@@ -115,6 +177,8 @@ class OpenAIClient:
         )
         self.cache = ResponseCache(cache) if isinstance(cache, (str, Path)) else cache
         self.prices = prices
+        self.structured = resolve_structured(structured)
+        self.refused: dict[str, str] = {}  # wire form -> why the endpoint refused it
         self.meter = UsageMeter()
         self._sleep = sleep
         self._sync = openai.OpenAI(
@@ -146,8 +210,10 @@ class OpenAIClient:
         max_tokens: int | None = None,
         stop: list[str] | None = None,
         seed: int | None = None,
+        constraint: Constraint | None = None,
     ) -> str:
-        return self.chat(messages, temperature=temperature, max_tokens=max_tokens, stop=stop, seed=seed).text
+        return self.chat(messages, temperature=temperature, max_tokens=max_tokens, stop=stop, seed=seed,
+                         constraint=constraint).text
 
     async def acomplete(
         self,
@@ -157,9 +223,11 @@ class OpenAIClient:
         max_tokens: int | None = None,
         stop: list[str] | None = None,
         seed: int | None = None,
+        constraint: Constraint | None = None,
     ) -> str:
         completion = await self.achat(
-            messages, temperature=temperature, max_tokens=max_tokens, stop=stop, seed=seed
+            messages, temperature=temperature, max_tokens=max_tokens, stop=stop, seed=seed,
+            constraint=constraint,
         )
         return completion.text
 
@@ -172,6 +240,7 @@ class OpenAIClient:
         max_tokens: int | None,
         stop: list[str] | None,
         seed: int | None,
+        constraint: Constraint | None = None,
     ) -> tuple[dict[str, Any], str | None]:
         params: dict[str, Any] = {
             "temperature": self.temperature if temperature is None else temperature,
@@ -179,7 +248,10 @@ class OpenAIClient:
             "stop": list(stop) if stop else None,
             "seed": self.seed if seed is None else seed,
         }
-        key = cache_key(self.model, messages, params) if self.cache is not None else None
+        keyed = dict(params)
+        if constraint is not None and self.structured != "off":  # a constrained answer differs
+            keyed["constraint"] = [self.structured, constraint.canonical]
+        key = cache_key(self.model, messages, keyed) if self.cache is not None else None
         # The wire request omits unset options: some servers reject explicit nulls.
         body = {k: v for k, v in params.items() if v is not None}
         return body, key
@@ -202,7 +274,7 @@ class OpenAIClient:
             hit.text, self.model, hit.prompt_tokens, hit.completion_tokens, hit.finish_reason, True, 0
         )
 
-    def _finish(self, key: str | None, response: Any, attempts: int) -> Completion:
+    def _finish(self, key: str | None, response: Any, attempts: int, form: str | None = None) -> Completion:
         text, prompt, completion, finish = _parse(response)
         if key is not None and self.cache is not None:
             self.cache.put(key, self.model, CachedResponse(text, prompt, completion, finish))
@@ -216,7 +288,46 @@ class OpenAIClient:
                 cost_usd=call_cost(self.model, prompt, completion, self.prices),
             )
         )
-        return Completion(text, self.model, prompt, completion, finish, False, attempts)
+        return Completion(text, self.model, prompt, completion, finish, False, attempts, form)
+
+    # ---- structured output ------------------------------------------------------------------
+
+    def _form(self, constraint: Constraint | None) -> str | None:
+        """The wire form to try next for ``constraint``; None sends the call unconstrained."""
+        if constraint is None:
+            return None
+        if isinstance(constraint, Grammar):
+            forms: tuple[str, ...] = ("grammar",) if self.structured in ("auto", "grammar") else ()
+        else:
+            forms = _SCHEMA_FORMS[self.structured]
+        return next((f for f in forms if f not in self.refused), None)
+
+    def _body(self, body: dict[str, Any], form: str | None, constraint: Constraint | None) -> dict[str, Any]:
+        if form is None or constraint is None:
+            return body
+        # extra_body: the SDK sends these fields as they are, whatever its own types say.
+        return {**body, "extra_body": _wire_form(form, constraint)}
+
+    def _refusal(self, form: str | None, err: Exception) -> _Refused | None:
+        """A ``_Refused`` when ``err`` is the endpoint rejecting the structured-output form."""
+        if form is None or not isinstance(err, openai.APIStatusError):
+            return None
+        status, detail = err.status_code, describe_transient(err)
+        # A 400 or 500 for another reason (a context overflow, a crash) is not the form's fault.
+        if status == 422 or (status in (400, 500) and _REFUSAL.search(detail)):
+            return _Refused(form, detail)
+        return None
+
+    def _refuse(self, refused: _Refused, constraint: Constraint | None) -> None:
+        """Remember the refusal; raise when the mode leaves no form and was asked for explicitly."""
+        self.refused[refused.form] = refused.detail
+        if self._form(constraint) is None and self.structured != "auto":
+            tried = "; ".join(f"{form}: {why}" for form, why in self.refused.items())
+            raise LLMRequestError(
+                f"{self.endpoint.base_url} does not accept structured output as "
+                f"--llm-structured {self.structured} asks ({tried}); use --llm-structured auto "
+                "to fall back to what it supports, or off"
+            ) from None
 
     def _give_up(self, attempts: int, err: Exception) -> LLMUnavailableError:
         self.meter.record(Usage(retries=attempts - 1))
@@ -238,19 +349,32 @@ class OpenAIClient:
         max_tokens: int | None = None,
         stop: list[str] | None = None,
         seed: int | None = None,
+        constraint: Constraint | None = None,
     ) -> Completion:
         """Like ``complete``, but returns the answer with its tokens and whether it came from cache."""
         messages = _check_messages(messages)
-        body, key = self._request(messages, temperature, max_tokens, stop, seed)
-        wire: Any = messages  # the SDK's TypedDict union; our dicts have the same shape
+        body, key = self._request(messages, temperature, max_tokens, stop, seed, constraint)
         if (hit := self._from_cache(key)) is not None:
             return hit
+        while True:
+            form = self._form(constraint)
+            try:
+                return self._send(messages, self._body(body, form, constraint), key, form)
+            except _Refused as refused:
+                self._refuse(refused, constraint)
+
+    def _send(self, messages: list[Message], body: dict[str, Any], key: str | None,
+              form: str | None) -> Completion:
+        wire: Any = messages  # the SDK's TypedDict union; our dicts have the same shape
         for attempt in self._attempts():
             try:
                 with self._thread_limit:
                     response = self._sync.chat.completions.create(model=self.model, messages=wire, **body)
-                return self._finish(key, response, attempt)
+                return self._finish(key, response, attempt, form)
             except (openai.OpenAIError, _MalformedResponse, json.JSONDecodeError) as err:
+                if (refused := self._refusal(form, err)) is not None:
+                    self.meter.record(Usage(retries=attempt - 1))
+                    raise refused from err
                 failure = translate(err, self.endpoint, self.model)
                 if failure is not None:
                     self.meter.record(Usage(retries=attempt - 1))
@@ -280,21 +404,34 @@ class OpenAIClient:
         max_tokens: int | None = None,
         stop: list[str] | None = None,
         seed: int | None = None,
+        constraint: Constraint | None = None,
     ) -> Completion:
         """Async ``chat``; at most ``concurrency`` requests of this client are in flight at once."""
         messages = _check_messages(messages)
-        body, key = self._request(messages, temperature, max_tokens, stop, seed)
-        wire: Any = messages  # the SDK's TypedDict union; our dicts have the same shape
+        body, key = self._request(messages, temperature, max_tokens, stop, seed, constraint)
         if (hit := self._from_cache(key)) is not None:
             return hit
+        while True:
+            form = self._form(constraint)
+            try:
+                return await self._asend(messages, self._body(body, form, constraint), key, form)
+            except _Refused as refused:
+                self._refuse(refused, constraint)
+
+    async def _asend(self, messages: list[Message], body: dict[str, Any], key: str | None,
+                     form: str | None) -> Completion:
+        wire: Any = messages  # the SDK's TypedDict union; our dicts have the same shape
         client, limit = self._async_parts()
         for attempt in self._attempts():
             try:
                 # The wait between attempts happens outside the semaphore, so it frees a slot.
                 async with limit:
                     response = await client.chat.completions.create(model=self.model, messages=wire, **body)
-                return self._finish(key, response, attempt)
+                return self._finish(key, response, attempt, form)
             except (openai.OpenAIError, _MalformedResponse, json.JSONDecodeError) as err:
+                if (refused := self._refusal(form, err)) is not None:
+                    self.meter.record(Usage(retries=attempt - 1))
+                    raise refused from err
                 failure = translate(err, self.endpoint, self.model)
                 if failure is not None:
                     self.meter.record(Usage(retries=attempt - 1))
@@ -337,4 +474,5 @@ def list_models(endpoint: Endpoint, *, timeout: float = 10.0) -> list[str]:
         client.close()
 
 
-__all__ = ["Completion", "OpenAIClient", "list_models"]
+__all__ = ["ENV_STRUCTURED", "STRUCTURED_MODES", "Completion", "OpenAIClient", "list_models",
+           "resolve_structured"]

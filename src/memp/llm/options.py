@@ -74,6 +74,17 @@ LLMTimeoutOpt = Annotated[
     typer.Option("--llm-timeout", min=0.1, rich_help_panel=_PANEL,
                  help="Seconds to wait for one answer (each attempt; a call makes up to 5)"),
 ]
+LLMStructuredOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm-structured",
+        help="Constrain JSON replies to their schema on the server: auto (whatever the server "
+        "supports), json_schema (response_format), grammar (llama.cpp GBNF) or off "
+        "[env: MEMP_LLM_STRUCTURED; default: auto]",
+        rich_help_panel=_PANEL,
+        show_default=False,
+    ),
+]
 
 
 def client_from_options(
@@ -86,6 +97,7 @@ def client_from_options(
     timeout: float = 60.0,
     seed: int | None = None,
     price: tuple[float, float] | None = None,
+    structured: str | None = None,
 ) -> OpenAIClient:
     """Build the client the options describe; raises ``LLMConfigError`` saying what is missing.
 
@@ -102,6 +114,7 @@ def client_from_options(
         cache=cache,
         timeout=timeout,
         seed=seed,
+        structured=structured,
     )
     if price is not None:  # keyed by the resolved name, which may come from MEMP_LLM_MODEL
         client.prices = {client.model: Price(*price)}
@@ -132,6 +145,7 @@ __all__ = [
     "LLMBaseUrlOpt",
     "LLMCacheOpt",
     "LLMModelOpt",
+    "LLMStructuredOpt",
     "LLMTemperatureOpt",
     "LLMTimeoutOpt",
     "client_from_options",

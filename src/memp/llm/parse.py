@@ -4,10 +4,15 @@ Models wrap JSON in code fences, preface it with "Sure! Here is...", append expl
 leave a trailing comma. ``extract_json`` tries, in order: the whole reply, each fenced block, then
 every ``{`` or ``[`` from which a complete JSON value decodes. ``complete_json`` asks, validates,
 and re-asks once with the reason before giving up with ``LLMOutputError``.
+
+Given the reply's ``schema`` (``memp.llm.schemas``), ``complete_json`` also hands it to a client
+that can have the server constrain decoding to it; the parse and the re-ask stay, for endpoints
+that constrain nothing.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -15,13 +20,15 @@ from typing import Any, TypeVar
 
 from memp._errors import LLMOutputError
 from memp.llm import LLM, Message
+from memp.llm.schemas import Constraint, ReplySchema
 
 T = TypeVar("T")
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n?(.*?)```", re.DOTALL)
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 _SMART_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"'})
-_DECODER = json.JSONDecoder()
+# strict=False: a raw newline or tab inside a string is a common slip, and its meaning is plain.
+_DECODER = json.JSONDecoder(strict=False)
 
 REASK_MESSAGE = (
     "Your previous reply could not be used: {reason}\n"
@@ -73,7 +80,7 @@ def extract_json(text: str, *, expect: type | tuple[type, ...] = (dict, list)) -
     for candidate in _candidates(text):
         for variant in _variants(candidate):
             try:
-                value = json.loads(variant)
+                value = _DECODER.decode(variant)
             except json.JSONDecodeError:
                 continue
             if isinstance(value, expect):
@@ -104,6 +111,7 @@ def complete_json(
     temperature: float = 0.0,
     max_tokens: int | None = None,
     reasks: int = 1,
+    schema: type | ReplySchema | None = None,
 ) -> T | Any:
     """Ask ``llm`` for JSON; return ``validate(value)`` (or the value when no validator).
 
@@ -111,11 +119,17 @@ def complete_json(
     ``LLMOutputError``; its message goes back to the model in the re-ask. After ``reasks`` failed
     re-asks, raises ``LLMOutputError``. Nothing else happens here: keeping memory unchanged on
     failure is the caller's job (do the call before writing anything).
+
+    ``schema`` (a pydantic model or a ``ReplySchema``) is sent to an LLM whose ``complete``
+    takes a ``constraint`` (``OpenAIClient`` does); other LLMs are asked as before.
     """
     conversation = list(messages)
     reasons: list[str] = []
+    extra: dict[str, Any] = {}
+    if schema is not None and accepts_constraint(llm):
+        extra["constraint"] = schema if isinstance(schema, ReplySchema) else ReplySchema.of(schema)
     for _ in range(reasks + 1):
-        reply = llm.complete(conversation, temperature=temperature, max_tokens=max_tokens)
+        reply = llm.complete(conversation, temperature=temperature, max_tokens=max_tokens, **extra)
         try:
             value = extract_json(reply, expect=expect)
             return validate(value) if validate is not None else value
@@ -134,4 +148,15 @@ def complete_json(
     )
 
 
-__all__ = ["REASK_MESSAGE", "complete_json", "extract_json"]
+def accepts_constraint(llm: object) -> bool:
+    """Whether ``llm.complete`` takes ``constraint=`` (a ``memp.llm.schemas.Constraint``)."""
+    try:
+        parameters = inspect.signature(llm.complete).parameters  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return "constraint" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+__all__ = ["REASK_MESSAGE", "Constraint", "accepts_constraint", "complete_json", "extract_json"]

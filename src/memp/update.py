@@ -543,13 +543,20 @@ class AdjustmentUpdater(ValidationUpdater):
         return [merge_evidence(head, new, trajectory) if head is not None else new]
 
     def _kind_evidence(self, store: Store, namespace: str, trajectory: Trajectory) -> Procedure | None:
-        """The active evidence record for the run's kind of task, among the nearest keys."""
+        """The active evidence record for the run's kind of task.
+
+        Evidence is one record per kind of task, so the active ones are few: reading them all is
+        exact and cheap, where a vector search would embed the task on every run and could miss."""
+        if store.count(namespace, status="active", builder="evidence") == 0:
+            return None  # the common case, and every success asks: no embedding, no search
         kind = kind_of(self.builder.keywords.extract(trajectory.task))
-        query = self.embedder.embed([trajectory.task.text])[0]
-        for ref, _ in nearest(store, namespace, query, 20):
-            head = store.get(namespace, *ref)
-            if is_evidence(head) and kind_of(head.keywords) == kind:
-                return head
+        offset = 0
+        while page := store.list(namespace, status="active", builder="evidence", sort="updated",
+                                 order="asc", limit=100, offset=offset):
+            for head in page:
+                if is_evidence(head) and kind_of(head.keywords) == kind:
+                    return head
+            offset += len(page)
         return None
 
     def _retire_evidence(self, store, namespace, trajectory, report) -> None:

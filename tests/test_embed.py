@@ -186,3 +186,29 @@ def test_cached_embedder_counts_misses_for_new_texts(export_dir, tmp_path):
     assert (cached.misses, cached.hits) == (2, 1)
     assert np.array_equal(cached.embed(["b"])[0], first[1])
     assert (cached.misses, cached.hits) == (2, 2)
+
+
+def test_concurrent_callers_each_get_their_own_vectors(export_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    onnx = MiniLMEmbedder(cache_dir=export_dir)
+    texts = varied_texts(40, seed=2)
+    alone = [onnx.embed([t])[0] for t in texts]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda t: onnx.embed([t])[0], texts))
+    for a, b in zip(alone, together):
+        assert float(a @ b) > 0.99999
+
+
+def test_a_failed_pass_raises_in_its_caller(export_dir, monkeypatch):
+    onnx = MiniLMEmbedder(cache_dir=export_dir)
+    onnx.embed(["load"])
+
+    def broken(session, encodings):
+        raise RuntimeError("inference failed")
+
+    monkeypatch.setattr(embed, "_run", broken)
+    with pytest.raises(RuntimeError, match="inference failed"):
+        onnx.embed(["put a mug in the fridge"])
+    monkeypatch.undo()
+    assert onnx.embed(["put a mug in the fridge"]).shape == (1, 384)  # the next pass works

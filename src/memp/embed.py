@@ -126,7 +126,10 @@ class MiniLMEmbedder:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else memp_cache_dir()
         self._session = None
         self._tokenizer = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # loading
+        self._run_lock = threading.Lock()  # one inference pass at a time
+        self._waiting: list[_Job] = []
+        self._waiting_lock = threading.Lock()
 
     def _load(self) -> None:
         model_dir = _offline_model_dir()
@@ -149,11 +152,35 @@ class MiniLMEmbedder:
             with self._lock:
                 if self._session is None:
                     self._load()
-        encodings = self._tokenizer.encode_batch([str(t) for t in texts])
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for rows in self._batches([len(e.ids) for e in encodings]):
-            out[rows] = _run(self._session, [encodings[i] for i in rows])
-        return out
+        job = _Job(self._tokenizer.encode_batch([str(t) for t in texts]))
+        with self._waiting_lock:
+            self._waiting.append(job)
+        with self._run_lock:
+            if job.vectors is None and job.error is None:  # no pass took it while we waited
+                with self._waiting_lock:
+                    jobs, self._waiting = self._waiting, []
+                self._run_jobs(jobs)
+        if job.error is not None:
+            raise job.error
+        return job.vectors
+
+    def _run_jobs(self, jobs: list[_Job]) -> None:
+        """One inference pass for every caller waiting: concurrent calls (a server's queries) share
+        batches, and a batch reads the 40 MB of weights once for all its texts. Alone, a call's
+        vectors depend only on its texts; shared, they may differ in the last float bits."""
+        encodings = [e for job in jobs for e in job.encodings]
+        try:
+            out = np.empty((len(encodings), self.dim), dtype=np.float32)
+            for rows in self._batches([len(e.ids) for e in encodings]):
+                out[rows] = _run(self._session, [encodings[i] for i in rows])
+        except Exception as err:  # every caller of this pass gets the failure
+            for job in jobs:
+                job.error = err
+            return
+        start = 0
+        for job in jobs:
+            job.vectors = out[start:start + len(job.encodings)]
+            start += len(job.encodings)
 
     def _batches(self, lengths: list[int]) -> list[list[int]]:
         """Row numbers grouped for inference: texts of similar length together, and at most
@@ -165,6 +192,15 @@ class MiniLMEmbedder:
                 batches.append([])
             batches[-1].append(i)
         return [b for b in batches if b]
+
+
+class _Job:
+    """One embed() call's tokenised texts, then its vectors (or the error of its pass)."""
+
+    def __init__(self, encodings: list) -> None:
+        self.encodings = encodings
+        self.vectors: np.ndarray | None = None
+        self.error: Exception | None = None
 
 
 def _default_threads() -> int:
@@ -369,6 +405,10 @@ class CachedEmbedder:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
+            # A cache: after a power cut it may lack the last vectors (they are computed again),
+            # but WAL keeps it consistent; not waiting for the disk on every new text matters
+            # to a server embedding each new query.
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS embeddings ("
                 " model TEXT, text TEXT, vector BLOB, PRIMARY KEY (model, text))"

@@ -44,7 +44,7 @@ NValidationOpt = Annotated[Optional[int], typer.Option(
 WorkersOpt = Annotated[int, typer.Option(help="Processes playing episodes (the numbers do not depend on it).")]
 RayOpt = Annotated[Optional[str], typer.Option(
     "--ray", help="Play episodes on Ray: 'local', or a cluster address; every node needs memp and the data.")]
-EmbedderOpt = Annotated[str, typer.Option(help="minilm (default) or hashing (no torch).")]
+EmbedderOpt = Annotated[str, typer.Option(help="minilm (default), minilm-torch (same vectors, on torch) or hashing (no model).")]
 MemoryFromOpt = Annotated[Optional[Path], typer.Option(
     "--memory-from", dir_okay=False, show_default=False,
     help="A memory export (e.g. another run's agent-built-memory.jsonl) played as 'imported memory' in "

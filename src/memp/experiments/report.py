@@ -199,8 +199,10 @@ def _about(r: dict[str, Any], cfg) -> str:
                 + "\n".join("| " + " | ".join(str(v) for v in row.values()) + " |" for row in rows) + "\n")
     else:
         data = (f"Games: {r['source']}; {r['gold_runs']} gold runs from {r['n_train_games']} train games; "
-                f"{r['n_test_games']} test games. Agent-built memory: the agent's {r['agent_built_runs']} winning "
-                "runs on the train games (exported as agent-built-memory.jsonl).")
+                f"{r['n_test_games']} test games.")
+        if cfg.only is None or "agent-built memory" in cfg.only:
+            data += (f" Agent-built memory: the agent's {r['agent_built_runs']} winning runs on the train games "
+                     "(exported as agent-built-memory.jsonl).")
         if "memory_from" in r:
             data += f" Imported memory: {r['memory_from']['procedures']} procedures from {r['memory_from']['path']}."
     return (f"Agent: {r['agent']}. Seeds {', '.join(str(s) for s in cfg.seeds)}, pooled; unless a row says "

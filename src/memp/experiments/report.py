@@ -149,6 +149,7 @@ def write_report(out: Path, results: dict[str, Any], tables: dict[str, Any], ben
                 t1 = tables["table1_build"][name]
                 rows = {"no memory": t1["no memory"], **{f"self-taught {u}": s for u, s in rows.items()},
                         "expert-built memory": t1["proceduralization"]}
+                rows = {name: row for name, row in rows.items() if row.get("n")}  # what this run played
             if kind == "claims":
                 md.append("\n".join(f"- {'yes' if c['holds'] else 'no'}: {c['claim']} ({c['evidence']})"
                                     for c in rows) + "\n")

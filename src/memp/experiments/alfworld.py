@@ -8,11 +8,9 @@ floor plans.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import re
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from memp._errors import InvalidInputError, MempError
 from memp.embed import Embedder
 from memp.experiments.llm import LLMSettings, client_for
 from memp.experiments.suite import Condition, EpisodeRecord, EpisodeTask, SeedData
+from memp.experiments.workers import worker_pool
 from memp.memory import Memory
 from memp.types import RetrievalHit, Task, Trajectory
 
@@ -72,7 +71,7 @@ def _generate(split: str, n: int, seed: int, out: str) -> list[str]:
 
 def generated_games(out: Path, n_train: int, n_test: int, seed: int) -> tuple[list[Path], list[Path]]:
     """Train and unseen games, generated side by side in two processes (or reused)."""
-    with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
+    with worker_pool(2) as pool:
         train = pool.submit(_generate, "train", n_train, seed, str(out))
         test = pool.submit(_generate, "unseen", n_test, seed + 1, str(out))
         return [Path(g) for g in train.result()], [Path(g) for g in test.result()]
@@ -98,7 +97,7 @@ def gold_trajectories(games: list[Path], cache: Path, *, workers: int = 2, seed:
         return [Trajectory.model_validate_json(line) for line in cache.read_text().splitlines() if line.strip()]
     chunks = [[str(g) for g in games[i::workers]] for i in range(workers)]
     if workers > 1:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        with worker_pool(workers) as pool:
             results = list(pool.map(_gold_job, chunks, [seed] * workers))
     else:
         results = [_gold_job(chunks[0], seed)]

@@ -8,7 +8,10 @@ once for many episodes.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -19,6 +22,22 @@ from memp.types import RetrievalHit, Trajectory
 
 # (task, hits, max_steps) -> (trajectory, scores); must pickle, to reach worker processes.
 EpisodePlayer = Callable[[Any, list[RetrievalHit], int], tuple[Trajectory, dict[str, Any]]]
+
+
+def _stop_with_parent() -> None:
+    """Linux: the kernel sends this worker SIGTERM when the process that started it dies.
+
+    Without it, a suite killed with ``kill`` (no process group to signal) leaves its workers
+    playing out their queued episodes, for minutes, with nobody to read the results.
+    """
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """Fresh (spawned) worker processes that stop when their parent dies."""
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_stop_with_parent)
 
 
 def _episode(player: EpisodePlayer, task, hits: list[dict], max_steps: int) -> tuple[str, dict[str, Any]]:
@@ -52,7 +71,7 @@ class Players:
         if ray is not None:
             self._ray = _ray_episode(ray, workers)
         elif workers > 1:
-            self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+            self._pool = worker_pool(workers)
 
     def __call__(self, batch: Sequence[tuple[Any, list[RetrievalHit]]], max_steps: int
                  ) -> list[tuple[Trajectory, dict[str, Any]]]:

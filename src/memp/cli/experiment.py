@@ -127,7 +127,8 @@ def travelplanner_bench(
     """One seed of the LLM-free planner: no memory, each build, retrieval, online from expert memory."""
     from memp.experiments.tables import BUILDS, RETRIEVERS, UPDATES
 
-    only = ("no memory", *BUILDS, *(f"retrieve {r}" for r in RETRIEVERS), *(f"expert+online {u}" for u in UPDATES))
+    only = ("no memory", *BUILDS, *(f"retrieve {r}" for r in RETRIEVERS if r != retrieve),
+            *(f"expert+online {u}" for u in UPDATES))  # the build rows use `retrieve`: no row of its own
     _run(Env.travelplanner, out, workers, None, None, seeds=(seed,), n_train=n_train, n_test=n_test,
          n_validation=n_validation, embedder=embedder, retrieve=retrieve, k=k, ks=(0, k),
          data=str(data) if data else None, only=only)

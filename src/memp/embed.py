@@ -278,8 +278,12 @@ def onnx_model(model_dir: Path, cache_dir: Path, force: bool = False) -> Path:
     path = Path(cache_dir) / "onnx" / f"all-MiniLM-L6-v2-{_model_key(model_dir, stamp)}.onnx"
     if path.exists() and not force:
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+    except OSError as err:
+        raise EmbeddingError(f"cannot write the MiniLM ONNX export into {path.parent} ({err.strerror}): "
+                             "set MEMP_CACHE_DIR to a writable folder") from None
     os.close(fd)
     try:
         _export(model_dir, Path(tmp))

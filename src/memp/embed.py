@@ -108,7 +108,8 @@ class MiniLMEmbedder:
     """all-MiniLM-L6-v2 on ONNX Runtime: the default embedder.
 
     The same weights as ``TorchMiniLMEmbedder`` (its vectors agree to cosine > 0.9999), without
-    torch on the query path: a short query costs a few milliseconds instead of tens. The graph is
+    torch on the query path: a query costs a twentieth of torch's CPU time
+    (bench/retrieve_latency.py), and the process loads in a second instead of several. The graph is
     exported from the shipped weights once and kept in the memp cache dir (see ``onnx_model``).
     Tokenisation and pooling copy sentence-transformers for this model: the package's fast
     tokenizer truncated at 256 tokens (its max_seq_length), padded only to the longest text of a

@@ -85,6 +85,12 @@ def wait_healthy(base: str, tries: int = 600) -> None:
     raise RuntimeError(f"memp serve at {base} did not come up")
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_threads(worker, shares: list) -> float:
     """``worker(share)`` in a thread per share, all at once; the wall-clock seconds until all end."""
     t0 = time.perf_counter()
@@ -186,14 +192,19 @@ def load(size: int, n_requests: int, threads: int, write_share: float, workdir: 
 
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=300) as c:
             c.post("/v1/retrieve", json={"task": texts[0], "k": K})  # loads the model and the matrix
+        cpu0 = process_cpu(proc.pid)
         wall = run_threads(worker, plans)
+        server_cpu = process_cpu(proc.pid) - cpu0
     finally:
         proc.terminate()
         proc.wait(10)
     writes = [x for w in WRITES for x in latencies[w]]
     done = sum(len(v) for v in latencies.values())
     return {"embedder": embedder, "write_share": write_share, "requests": done, "errors": len(errors), "error_samples": errors[:3],
-            "requests_per_s": round(done / wall, 1), "reads": percentiles(latencies["read"]),
+            "requests_per_s": round(done / wall, 1),
+            # The server's CPU seconds (all threads) per request: its cost whatever else runs.
+            "server_cpu_ms_per_request": round(server_cpu / done * 1000, 2),
+            "reads": percentiles(latencies["read"]),
             "writes": {**percentiles(writes), "by_kind": {w: len(latencies[w]) for w in WRITES}}}
 
 

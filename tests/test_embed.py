@@ -212,3 +212,11 @@ def test_a_failed_pass_raises_in_its_caller(export_dir, monkeypatch):
         onnx.embed(["put a mug in the fridge"])
     monkeypatch.undo()
     assert onnx.embed(["put a mug in the fridge"]).shape == (1, 384)  # the next pass works
+
+
+def test_unwritable_cache_dir_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(EmbeddingError, match="MEMP_CACHE_DIR"):
+        MiniLMEmbedder(cache_dir=blocker).embed(["put a mug in the fridge"])
+    assert blocker.read_text() == "a file where the cache folder should be"

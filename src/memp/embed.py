@@ -108,7 +108,8 @@ class MiniLMEmbedder:
     """all-MiniLM-L6-v2 on ONNX Runtime: the default embedder.
 
     The same weights as ``TorchMiniLMEmbedder`` (its vectors agree to cosine > 0.9999), without
-    torch on the query path: a short query costs a few milliseconds instead of tens. The graph is
+    torch on the query path: a query costs a twentieth of torch's CPU time
+    (bench/retrieve_latency.py), and the process loads in a second instead of several. The graph is
     exported from the shipped weights once and kept in the memp cache dir (see ``onnx_model``).
     Tokenisation and pooling copy sentence-transformers for this model: the package's fast
     tokenizer truncated at 256 tokens (its max_seq_length), padded only to the longest text of a
@@ -278,8 +279,12 @@ def onnx_model(model_dir: Path, cache_dir: Path, force: bool = False) -> Path:
     path = Path(cache_dir) / "onnx" / f"all-MiniLM-L6-v2-{_model_key(model_dir, stamp)}.onnx"
     if path.exists() and not force:
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+    except OSError as err:
+        raise EmbeddingError(f"cannot write the MiniLM ONNX export into {path.parent} ({err.strerror}): "
+                             "set MEMP_CACHE_DIR to a writable folder") from None
     os.close(fd)
     try:
         _export(model_dir, Path(tmp))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("hnswlib", reason="the ANN index needs the 'ann' extra")
+pytest.importorskip("usearch", reason="the ANN index needs the 'ann' extra")
 
 from memp import Memory  # noqa: E402
 from memp.embed import HashingEmbedder  # noqa: E402
@@ -22,7 +22,8 @@ def test_ann_search_matches_exact_and_follows_writes(tmp_path):
     exact = store.vectors("default").top(query, 5)
     got = store.search("default", query, 5)
     assert [r for r, _ in got] == [r for r, _ in exact]
-    assert [s for _, s in got] == pytest.approx([s for _, s in exact], abs=1e-5)
+    # The graph holds float16 vectors: scores within float16 rounding of the exact ones.
+    assert [s for _, s in got] == pytest.approx([s for _, s in exact], abs=2e-3)
     # A deprecation and a new version reach the index without a rebuild.
     top = exact[0][0][0]
     store.set_status("default", top, "deprecated", reason="test")

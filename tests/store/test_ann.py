@@ -169,3 +169,17 @@ def test_bad_index_options_are_refused_before_the_file_is_touched(tmp_path, bad)
 def test_an_index_config_object_is_accepted():
     assert ANNConfig.of({"ef_search": 128}) == ANNConfig(ef_search=128)
     assert ANNConfig.of(True) == ANNConfig()
+
+
+def test_float16_vectors_score_within_rounding_and_float32_ones_exactly(tmp_path):
+    texts = _texts(200)
+    queries = EMB.embed(_texts(10, seed=3))
+    for dtype, tolerance in (("f16", 2e-3), ("f32", 1e-5)):
+        store = SQLiteStore(tmp_path / f"{dtype}.db", ann={"dtype": dtype, "ef_search": 400, "threads": 1})
+        _fill(store, texts)
+        table = store.vectors("default")
+        for q in queries:
+            exact = dict(table.top(q, len(table.refs)))
+            got = store.search("default", q, 10)
+            assert [s for _, s in got] == pytest.approx([exact[r] for r, _ in got], abs=tolerance)
+        store.close()

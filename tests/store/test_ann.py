@@ -183,3 +183,20 @@ def test_float16_vectors_score_within_rounding_and_float32_ones_exactly(tmp_path
             got = store.search("default", q, 10)
             assert [s for _, s in got] == pytest.approx([exact[r] for r, _ in got], abs=tolerance)
         store.close()
+
+
+def test_memp_ann_turns_the_index_on_for_opened_stores(tmp_path, monkeypatch):
+    from memp.store import open_store
+
+    monkeypatch.setenv("MEMP_ANN", '{"ef_search": 96}')
+    store = open_store(tmp_path / "m.db")
+    assert store._ann is not None and store._ann.config.ef_search == 96
+    store.close()
+    monkeypatch.setenv("MEMP_ANN", "0")
+    store = open_store(tmp_path / "m.db")
+    assert store._ann is None
+    store.close()
+    monkeypatch.setenv("MEMP_ANN", "fast please")
+    with pytest.raises(InvalidInputError, match="MEMP_ANN"):
+        open_store(tmp_path / "other.db")
+    assert not (tmp_path / "other.db").exists()

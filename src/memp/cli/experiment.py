@@ -44,7 +44,7 @@ NValidationOpt = Annotated[Optional[int], typer.Option(
 WorkersOpt = Annotated[int, typer.Option(help="Processes playing episodes (the numbers do not depend on it).")]
 RayOpt = Annotated[Optional[str], typer.Option(
     "--ray", help="Play episodes on Ray: 'local', or a cluster address; every node needs memp and the data.")]
-EmbedderOpt = Annotated[str, typer.Option(help="minilm (default) or hashing (no torch).")]
+EmbedderOpt = Annotated[str, typer.Option(help="minilm (default), minilm-torch (same vectors, on torch) or hashing (no model).")]
 MemoryFromOpt = Annotated[Optional[Path], typer.Option(
     "--memory-from", dir_okay=False, show_default=False,
     help="A memory export (e.g. another run's agent-built-memory.jsonl) played as 'imported memory' in "
@@ -53,6 +53,9 @@ SelfTaughtOpt = Annotated[bool, typer.Option(
     "--self-taught", help="Add the self-taught conditions: memory learned from empty on the training tasks "
                           "(vanilla, validation, adjustment), then frozen on the held-out tasks.")]
 PassesOpt = Annotated[int, typer.Option(help="Self-taught: passes over the training tasks.")]
+OnlyOpt = Annotated[Optional[str], typer.Option(
+    help="Run only these conditions (comma-separated names, as in the report; e.g. 'no memory,self-taught "
+         "adjustment'); the folder keeps others recorded before.")]
 TrainStepsOpt = Annotated[int, typer.Option(
     help="Self-taught: step budget of a training episode (ALFWorld at most 50; held-out episodes keep 30).")]
 
@@ -84,7 +87,7 @@ def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfwo
           llm_cache: LLMCacheOpt = None, llm_price: LLMPriceOpt = None, memory_from: MemoryFromOpt = None,
           ray: RayOpt = None, embedder: EmbedderOpt = "minilm", self_taught: SelfTaughtOpt = False,
           passes: PassesOpt = 1, train_max_steps: TrainStepsOpt = 30,
-          llm_timeout: LLMTimeoutOpt = 60.0) -> None:
+          llm_timeout: LLMTimeoutOpt = 60.0, only: OnlyOpt = None) -> None:
     """Tables 1-2 and Figures 3, 5a, 5b of the paper; writes results.json, report.md, report.html."""
     from memp.experiments.llm import LLMSettings
 
@@ -97,7 +100,8 @@ def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfwo
                           max_tokens=256 if env is Env.travelplanner else 96)
     _run(env, out, workers, ray, memory_from, seeds=_seeds(seeds), n_train=n_train, n_test=n_test,
          n_validation=n_validation, embedder=embedder, agent=agent.value, llm=llm, self_taught=self_taught,
-         passes=passes, train_max_steps=train_max_steps)
+         passes=passes, train_max_steps=train_max_steps,
+         only=tuple(n.strip() for n in only.split(",") if n.strip()) if only is not None else None)
 
 
 @bench_app.command("alfworld")

@@ -20,7 +20,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,12 @@ class PaperConfig:
         if self.passes < 1 or not 1 <= self.train_max_steps <= MAX_TRAIN_STEPS[env]:
             raise InvalidInputError(f"--passes must be ≥ 1 and --train-max-steps 1 to {MAX_TRAIN_STEPS[env]} "
                                     f"on {env}")
+        if self.only is not None:
+            known = [c.name for c in conditions(replace(self, only=None), imported=True)]
+            unknown = [name for name in self.only if name not in known]
+            if unknown or not self.only:
+                raise InvalidInputError(f"--only names no condition of this run: {', '.join(map(repr, unknown))}; "
+                                        f"choose among {', '.join(known)}")
         if env == "alfworld" and self.n_validation is not None:
             raise InvalidInputError("--n-validation is for TravelPlanner (ALFWorld has one held-out set)")
 

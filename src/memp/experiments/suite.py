@@ -9,8 +9,9 @@ procedures (k). Three kinds:
   batch memory is frozen, so its episodes play in parallel; then the trajectories update it one
   by one, in task order, so a run does not depend on which worker finished first);
 - *self-taught*: from empty memory the agent plays the training tasks, ``train_passes`` times,
-  updating memory as an online condition does; then memory is frozen and the held-out tasks are
-  played. The training stream's records are its learning curve.
+  updating memory after every episode; then memory is frozen and the held-out tasks are played.
+  The training stream's records are its learning curve. The self-taught conditions' training
+  streams play side by side, an episode of each per round, so that the workers stay busy.
 
 Every finished episode is one line of ``<folder>/episodes.jsonl``, written after its batch; a rerun
 plays only what is missing (an online memory's database is kept while its part is unfinished).
@@ -155,7 +156,7 @@ class Settings:
 
     seeds: tuple[int, ...] = (0,)
     group_size: int = 10  # records' group: a point of the learning curves
-    update_every: int = 10  # episodes between memory updates in online and self-taught conditions
+    update_every: int = 10  # episodes between memory updates in online conditions
     # Which parts play their tasks in an order drawn by the seed (``arrival_order``): "shuffled" (all),
     # "learning" (only those whose memory learns while playing; frozen ones keep file order, which
     # matters only to the random retriever's draws) or "file" (none).
@@ -167,7 +168,8 @@ class Settings:
 
     def fingerprint(self) -> dict[str, Any]:
         keep = ("group_size", "update_every", "order", "max_steps", "train_max_steps")
-        return {key: getattr(self, key) for key in keep}
+        # Self-taught training updates memory after every episode (folders made before updated per batch).
+        return {key: getattr(self, key) for key in keep} | {"train_update_every": 1}
 
 
 @dataclass
@@ -412,14 +414,52 @@ class Runner:
             _remove(self.memory_path(part))
         return records
 
+    def run_together(self, parts: Sequence[Part], play: Players) -> None:
+        """Self-taught training parts, one episode of each per round, memory updated after every episode.
+
+        Their memories are independent, so side by side they learn exactly what they would one after
+        another, while a round's episodes keep every worker busy.
+        """
+        state = []
+        for part in parts:
+            part.folder.mkdir(parents=True, exist_ok=True)
+            done = self.recorded(part)
+            _check_resumed(part, done)
+            if len(done) < len(part.tasks):
+                state.append([part, len(done), self.open_part_memory(part, resuming=bool(done))])
+        if len({p.max_steps for p in parts}) > 1:
+            raise ValueError("parts played together share one step budget")
+        try:
+            while state:
+                batch = [(p.tasks[at], retrieve(m, p.condition, p.tasks[at].task, self.benchmark.tie_break))
+                         for p, at, m in state]
+                for (part, at, memory), pair, result in zip(state, batch, play(batch, parts[0].max_steps)):
+                    self._record(part, at, [(pair, result)], memory)
+                if self.whole is not None:
+                    self.progress.advance(self.whole, len(state))
+                for entry in state:
+                    entry[1] += 1
+                    if entry[1] == len(entry[0].tasks):
+                        entry[2].store.close()
+                state = [e for e in state if e[1] < len(e[0].tasks)]
+        finally:
+            for _, _, memory in state:
+                memory.store.close()
+
     def _batch(self, part: Part, start: int, tasks: list[EpisodeTask], memory: Memory | None,
                play: Players) -> list[EpisodeRecord]:
+        batch = [(t, retrieve(memory, part.condition, t.task, self.benchmark.tie_break)) for t in tasks]
+        return self._record(part, start, list(zip(batch, play(batch, part.max_steps))), memory)
+
+    def _record(self, part: Part, start: int, played: list, memory: Memory | None) -> list[EpisodeRecord]:
+        """Memory updated by the batch's runs in task order (if the part learns), then the records written.
+
+        ``played``: ((task, hits), (trajectory, scores)) per episode.
+        """
         cond = part.condition
-        batch = [(t, retrieve(memory, cond, t.task, self.benchmark.tie_break)) for t in tasks]
-        played = play(batch, part.max_steps)
         state = None
         if part.learns:
-            for (_, hits), (trajectory, _) in zip(batch, played):
+            for (_, hits), (trajectory, _) in played:
                 memory.update(trajectory, used=hits)
             state = memory_state(memory)
         records = [EpisodeRecord(
@@ -430,11 +470,11 @@ class Runner:
             tokens=int(trajectory.metadata.get("tokens", 0) or 0),
             cost_usd=float((trajectory.metadata.get("usage") or {}).get("cost_usd", 0.0) or 0.0),
             scores=scores, memory=state)
-            for i, ((task, hits), (trajectory, scores)) in enumerate(zip(batch, played))]
+            for i, ((task, hits), (trajectory, scores)) in enumerate(played)]
         if part.set == TRAIN or self.benchmark.keep_trajectories:
             append_lines(part.folder / "trajectories.jsonl", [
                 json.dumps({"condition": cond.name, "set": part.set, **t.model_dump(mode="json")})
-                for t, _ in played])
+                for _, (t, _) in played])
         append_lines(part.folder / "episodes.jsonl", [json.dumps(asdict(r)) for r in records])
         return records
 
@@ -569,9 +609,10 @@ def run_suite(benchmark: Benchmark, out: Path, settings: Settings, conditions: S
                 recorded = sum(min(len(runner.recorded(p)), len(p.tasks)) for p in train + tests)
                 runner.whole = progress.add_task("whole suite", total=total, completed=recorded)
             for part in train:
-                records = runner.run_part(part, play)
                 if part.condition.name == OWN:
+                    records = runner.run_part(part, play)
                     own[part.folder.name] = read_trajectories(part.folder, OWN, [r.trajectory_id for r in records])
+            runner.run_together([p for p in train if p.condition.name != OWN], play)
             for seed, d in data.items():
                 runner.starts[(seed, "expert")] = d.expert
                 runner.starts[(seed, "own")] = [t for t in own.get(d.train_key, []) if benchmark.keeps(t)]

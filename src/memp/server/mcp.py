@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m memp.server.mcp", description=__doc__.split("\n")[0])
     parser.add_argument("--db", default="memp.db", help="SQLite path or postgresql:// URL")
     parser.add_argument("--namespace", default="default")
-    parser.add_argument("--embedder", default="minilm", choices=["minilm", "hashing"])
+    parser.add_argument("--embedder", default="minilm", choices=["minilm", "minilm-torch", "hashing"])
     parser.add_argument("--build", default="proceduralization")
     parser.add_argument("--retrieve", default="query")
     parser.add_argument("--update", default="adjustment")

@@ -147,7 +147,8 @@ class _Lazy:
 
             self._emb = make_embedder(self.name, cache=False)  # the chunk files are the cache
         inner = getattr(self._emb, "inner", self._emb)
-        return np.asarray(self._emb.embed(texts), np.float32), f"{self._emb.name} ({type(inner).__name__})"
+        how = (type(inner).__doc__ or type(inner).__name__).split(":")[0].strip()  # e.g. "… on ONNX Runtime"
+        return np.asarray(self._emb.embed(texts), np.float32), how
 
 
 def vectors(texts: list[str], embedder: str = "minilm", cache: Path = DEFAULT_CACHE,

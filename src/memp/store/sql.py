@@ -439,8 +439,11 @@ class SQLStore:
         million rows without the whole matrix in memory."""
         columns = f"SELECT p.id, p.version, {self._lineage_order}, p.embedding FROM procedures p "
         if ids is None:
+            # In file order: through the heads index SQLite would fetch the rows in updated_at
+            # order, a random read each (1.4 MB/s from a cold cache at a million rows, not one
+            # sequential pass); the "|| ''" keeps it off that index.
             with self._lock:
-                cursor = self._execute(columns + "WHERE p.namespace=? AND p.is_head=TRUE AND "
+                cursor = self._execute(columns + "WHERE p.namespace || ''=? AND p.is_head=TRUE AND "
                                        "p.status='active' AND p.embedding IS NOT NULL", (namespace,))
                 while rows := cursor.fetchmany(chunk):
                     yield self._key_chunk(rows)

@@ -7,7 +7,8 @@ float32 1.6 GB, which kept a serving process over 2 GB, at a recall@10 that floa
 not move (bench/store_scale.py). The candidates:
 
 - **usearch** (chosen): float16 and int8 storage, ``remove``, multi-threaded ``add``, one wheel.
-- hnswlib (the previous choice): a little faster to build and query here, but float32 only.
+- hnswlib (the previous choice): float32 only; in a probe on 50,000 synthetic vectors it built
+  1.4x and answered 1.7x faster than usearch at the same recall.
 - faiss-cpu: a large dependency whose HNSW index cannot delete vectors, so a deprecation or a new
   version would force a rebuild.
 

@@ -21,7 +21,6 @@ differs. Scores come back from the float16 graph, within about 1e-3 of the exact
 
 from __future__ import annotations
 
-import os
 import threading
 from array import array
 from dataclasses import dataclass, fields

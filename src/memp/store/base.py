@@ -212,6 +212,10 @@ class VectorCache:
             if key[0] == namespace:
                 unseen.add(procedure_id)
 
+    def pending(self) -> dict[str, set[str]]:
+        """The lineages the open write transaction has changed so far, per namespace."""
+        return {namespace: set(ids) for namespace, ids in self._touched.items()}
+
     def changing(self, namespace: str) -> bool:
         """Whether the open write transaction has changed lineages of this namespace."""
         return bool(self._touched.get(namespace))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -155,6 +156,9 @@ class SQLStore:
         self._lock = threading.RLock()
         self._vectors = VectorCache(self._vector_rows)
         self._depth = 0  # write transactions open on this connection: 0, 1, or more when nested
+        # The lineages each recent commit of this object changed, by generation: an index that
+        # saw generation g catches up by re-reading only those, unless another process wrote.
+        self._commits: deque[tuple[int, dict[str, set[str]]]] = deque(maxlen=256)
         # Lineage order, as a column of p: ids are random, so ordering (and breaking score ties)
         # by insertion keeps runs with the same seed identical.
         self._lineage_order = (f"(SELECT MIN(q.{self.dialect.row_order}) FROM procedures q "
@@ -241,6 +245,7 @@ class SQLStore:
             except BaseException:
                 self._vectors.rolled_back()
                 raise
+            self._commits.append((generation, self._vectors.pending()))
             self._vectors.committed(generation)
             self._committed()
 
@@ -251,6 +256,21 @@ class SQLStore:
 
     def generation(self) -> int:
         return int(self._read("SELECT value FROM meta WHERE key='generation'")[0][0])
+
+    def changed_since(self, generation: int, now: int) -> dict[str, set[str]] | None:
+        """The lineages, per namespace, that this object's commits changed after ``generation`` up
+        to ``now``; None if some commit in between was not its own (or is too old to remember)."""
+        changed: dict[str, set[str]] = {}
+        expected = generation + 1
+        for committed, lineages in self._commits:
+            if committed <= generation:
+                continue
+            if committed != expected or committed > now:
+                return None
+            for namespace, ids in lineages.items():
+                changed.setdefault(namespace, set()).update(ids)
+            expected += 1
+        return changed if expected == now + 1 else None
 
     def schema_version(self) -> int:
         return int(self._read("SELECT value FROM meta WHERE key='schema_version'")[0][0])
@@ -410,6 +430,36 @@ class SQLStore:
             params += ids
         rows = self._read(query + " ORDER BY 3", params)
         return [VectorRow(r[0], r[1], r[2], self._vector_out(r[3])) for r in rows]
+
+    def key_rows(self, namespace: str, ids: list[str] | None, chunk: int
+                 ) -> Iterator[tuple[list[str], list[int], list[int], np.ndarray]]:
+        """The active heads' key vectors, ``chunk`` rows at a time, as (lineage ids, versions,
+        lineage positions, float32 matrix): all of the namespace's (in no particular order) when
+        ``ids`` is None, else those of these lineages. Streamed, so an index can be built from a
+        million rows without the whole matrix in memory."""
+        columns = f"SELECT p.id, p.version, {self._lineage_order}, p.embedding FROM procedures p "
+        if ids is None:
+            # In file order: through the heads index SQLite would fetch the rows in updated_at
+            # order, a random read each (1.4 MB/s from a cold cache at a million rows, not one
+            # sequential pass); the "|| ''" keeps it off that index.
+            with self._lock:
+                cursor = self._execute(columns + "WHERE p.namespace || ''=? AND p.is_head=TRUE AND "
+                                       "p.status='active' AND p.embedding IS NOT NULL", (namespace,))
+                while rows := cursor.fetchmany(chunk):
+                    yield self._key_chunk(rows)
+            return
+        for lo in range(0, len(ids), 500):
+            some = ids[lo:lo + 500]
+            # The casts keep SQLite on the primary key, as in _ONE_HEAD.
+            rows = self._read(columns + "WHERE p.namespace=? AND CAST(p.is_head AS INTEGER)=1 AND "
+                              "p.status || ''='active' AND p.embedding IS NOT NULL "
+                              f"AND p.id IN ({','.join('?' * len(some))})", [namespace, *some])
+            if rows:
+                yield self._key_chunk(rows)
+
+    def _key_chunk(self, rows: list[tuple]) -> tuple[list[str], list[int], list[int], np.ndarray]:
+        return ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+                np.stack([self._vector_out(r[3]) for r in rows]))
 
     def ids_with_prefix(self, namespace: str, prefix: str, limit: int = 2) -> list[str]:
         rows = self._read("SELECT DISTINCT id FROM procedures WHERE namespace=? "

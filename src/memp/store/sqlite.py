@@ -2,9 +2,10 @@
 
 The queries are the SQL core's (``memp.store.sql``); this module connects, keeps the schema and
 says how vectors are kept. Vectors live beside the procedures as float32 blobs and are searched
-exactly with numpy (or an HNSW index, ``ann=True``). The matrices are cached per (namespace,
-field) (``VectorCache``): this object's writes patch them, and a generation that moved any other
-way (another process wrote) makes them reload.
+exactly with numpy, or through an HNSW index (``ann=True``, memp.store.ann) that holds them as
+float16 and never loads the float32 matrix. The matrices are cached per (namespace, field)
+(``VectorCache``): this object's writes patch them, and a generation that moved any other way
+(another process wrote) makes them reload.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from memp._errors import StoreCorruptError, StoreError, StoreVersionError
+from memp.store.ann import ANNConfig, ANNSearch
 from memp.store.base import Ref
 from memp.store.sql import SQLStore, first_schema
 
@@ -44,20 +46,17 @@ class SQLiteStore(SQLStore):
 
     SCHEMA_VERSION = SCHEMA_VERSION
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0, ann: bool | dict[str, Any] = False,
-                 read_only: bool = False) -> None:
-        """``ann=True`` (or a dict of HNSWIndex options) makes ``search`` use an HNSW index.
+    def __init__(self, path: str | Path, *, busy_timeout: float = 30.0,
+                 ann: bool | dict[str, Any] | ANNConfig = False, read_only: bool = False) -> None:
+        """``ann=True`` (or an ``ANNConfig``, or a dict of its fields) makes ``search`` use an
+        HNSW index, built from the file on the first search.
 
         ``read_only=True`` opens an existing memp database and never writes to the file: a missing
         file, or one that is not a memp database, is an error rather than a new database.
         """
         super().__init__(read_only=read_only)
         self.path = str(path)
-        self._ann = None
-        if ann:
-            from memp.store.ann import ANNSearch
-
-            self._ann = ANNSearch(**(ann if isinstance(ann, dict) else {}))
+        self._ann = ANNSearch(ann) if ann else None  # a bad option fails here, before the file opens
         if self.path != ":memory:":
             p = Path(self.path)
             if p.is_dir():

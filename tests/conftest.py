@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+# usearch loads its SIMD library into the process's global symbols, and onnxruntime imported after it
+# crashes the process. memp.store.ann imports the two in the safe order; tests that import usearch
+# themselves need onnxruntime loaded first.
+with contextlib.suppress(ImportError):
+    import onnxruntime  # noqa: F401
 
 from memp.embed import CachedEmbedder, HashingEmbedder, MiniLMEmbedder
 from memp.types import Step, Task, Trajectory

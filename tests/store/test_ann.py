@@ -200,3 +200,22 @@ def test_memp_ann_turns_the_index_on_for_opened_stores(tmp_path, monkeypatch):
     with pytest.raises(InvalidInputError, match="MEMP_ANN"):
         open_store(tmp_path / "other.db")
     assert not (tmp_path / "other.db").exists()
+
+
+def test_the_index_and_the_default_embedder_live_in_one_process(tmp_path):
+    """memp serve with MEMP_ANN=1: the index is built before the embedder loads onnxruntime."""
+    import subprocess
+    import sys
+
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        pytest.skip("needs the embed extra (onnxruntime)")
+    script = (  # a fresh process: here, conftest has already imported onnxruntime
+        "from memp.store.ann import ANNConfig, HNSWIndex\n"
+        "index = HNSWIndex(4, ANNConfig())\n"
+        "import onnxruntime\n"  # in this order, after usearch, it crashed the process
+        "print('alive')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "alive", done.stderr[-2000:]

@@ -21,6 +21,8 @@ differs. Scores come back from the float16 graph, within about 1e-3 of the exact
 
 from __future__ import annotations
 
+import contextlib
+
 import threading
 from array import array
 from dataclasses import dataclass, fields
@@ -77,6 +79,10 @@ class ANNConfig:
 
 
 def _usearch():
+    # onnxruntime (the default embedder) segfaults when it is first imported after a usearch Index
+    # exists (usearch 2.26.6, onnxruntime 1.31.1); imported first, both work. tests/store/test_ann.py.
+    with contextlib.suppress(ImportError):
+        import onnxruntime  # noqa: F401
     try:
         from usearch.index import Index
     except ImportError:

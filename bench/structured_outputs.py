@@ -18,21 +18,27 @@ Each reply is counted valid when memp accepted it as it was (no re-ask needed): 
 passed the reply's pydantic schema and memp's own checks. Printed and written per prompt: the
 validity rate, prompt and completion tokens and seconds per call, and the wire form used. Without
 ``--base-url`` the bundled SmolLM2-135M is served by llama.cpp for the run (as ``memp llm serve``).
-Results are written after every run, so an interrupted benchmark still leaves its figures.
+Every operation's calls are appended to a JSONL file (``--calls``, default next to ``--out``) as it
+finishes; a rerun skips what is there and continues, and the report is rebuilt from the file after
+each operation, so an interrupted benchmark leaves its figures and resumes. Several processes may
+share the file (say one per mode, each with its own server).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import platform
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +119,10 @@ def operations(recorder: Recorder, trajectory: Trajectory) -> dict[str, Callable
     }
 
 
-def run_one(recorder: Recorder, name: str, trajectory: Trajectory, examples: list[dict[str, Any]]) -> bool:
+def run_one(recorder: Recorder, name: str, trajectory: Trajectory) -> dict[str, Any]:
+    """One operation on one run: its outcome, its calls (each judged valid or not) and its result."""
     first = len(recorder.calls)
+    started = time.perf_counter()
     try:
         result = operations(recorder, trajectory)[name]()
         ok = True
@@ -124,15 +132,14 @@ def run_one(recorder: Recorder, name: str, trajectory: Trajectory, examples: lis
         _judge_stages(recorder, first, ok)
     else:
         _judge(recorder, first, ok)
-    if ok and name != "keywords" and sum(e["operation"] == name for e in examples) < 3:
-        examples.append({"operation": name, "task": trajectory.task.text, "script": result.script,
-                         "summary": result.summary, "notes": result.notes[-1:]})
-    return ok
-
-
-def _operation_of(prompt: str) -> str:
-    return {"keywords": "keywords", "script_direct": "build_direct", "adjust": "adjustment"}.get(
-        prompt, "build_two_stage")
+    record: dict[str, Any] = {
+        "operation": name, "task": trajectory.task.text, "ok": ok,
+        "seconds": round(time.perf_counter() - started, 2),
+        "calls": [asdict(c) for c in recorder.calls[first:]],
+    }
+    if ok and name != "keywords":
+        record["result"] = {"script": result.script, "summary": result.summary, "notes": result.notes[-1:]}
+    return record
 
 
 def _judge_stages(recorder: Recorder, first: int, ok: bool) -> None:
@@ -144,33 +151,112 @@ def _judge_stages(recorder: Recorder, first: int, ok: bool) -> None:
         critical[-1].valid = ok
 
 
-def summarise(calls: list[Call]) -> dict[str, Any]:
+def summarise(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per prompt: calls, valid replies, validity rate, tokens and seconds per call, wire forms."""
     out = {}
     for name in PROMPTS:
-        mine = [c for c in calls if c.prompt == name]
+        mine = [c for c in calls if c["prompt"] == name]
         if not mine:
             continue
         n = len(mine)
+        valid = sum(c["valid"] for c in mine)
         out[name] = {
             "calls": n,
-            "valid": sum(c.valid for c in mine),
-            "validity_rate": round(sum(c.valid for c in mine) / n, 4),
-            "prompt_tokens_per_call": round(sum(c.prompt_tokens for c in mine) / n, 1),
-            "completion_tokens_per_call": round(sum(c.completion_tokens for c in mine) / n, 1),
-            "seconds_per_call": round(sum(c.seconds for c in mine) / n, 2),
-            "forms": sorted({c.form or "none" for c in mine}),
+            "valid": valid,
+            "validity_rate": round(valid / n, 4),
+            "prompt_tokens_per_call": round(sum(c["prompt_tokens"] for c in mine) / n, 1),
+            "completion_tokens_per_call": round(sum(c["completion_tokens"] for c in mine) / n, 1),
+            "seconds_per_call": round(sum(c["seconds"] for c in mine) / n, 2),
+            "forms": sorted({c["form"] or "none" for c in mine}),
         }
     return out
 
 
-def serve_bundled(workdir: Path) -> tuple[subprocess.Popen, str]:
+# ---- the results file: one JSON line per (mode, operation, run), appended as each finishes ----------
+
+
+def load_records(path: Path) -> list[dict[str, Any]]:
+    """Every finished record; a torn last line (a process killed mid-write) is ignored."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """One line, one write, under an exclusive lock: safe with several benchmark processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(record) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def mode_report(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures of one mode's records."""
+    calls = [c for r in records for c in r["calls"]]
+    ops: dict[str, dict[str, int]] = {}
+    for r in records:
+        row = ops.setdefault(r["operation"], {"done": 0, "succeeded": 0})
+        row["done"] += 1
+        row["succeeded"] += r["ok"]
+    examples = [
+        {"operation": r["operation"], "run": r["run"], "task": r["task"], **r["result"]}
+        for name in OPERATIONS
+        for r in sorted((r for r in records if r["operation"] == name and r.get("result")),
+                        key=lambda r: r["run"])[:2]
+    ]
+    return {
+        "runs_reached": len({r["run"] for r in records}),
+        "per_prompt": summarise(calls),
+        "replies": len(calls),
+        "valid_replies": sum(c["valid"] for c in calls),
+        "operations": ops,
+        "refused_forms": sorted({f for r in records for f in r.get("refused", [])}),
+        "examples": examples,
+    }
+
+
+def write_report(calls_file: Path, out: Path, header: dict[str, Any]) -> dict[str, Any]:
+    """Recompute the report from every record so far; replaced atomically (several writers)."""
+    records = load_records(calls_file)
+    modes = sorted({r["mode"] for r in records})
+    report = {**header, "modes": {m: mode_report([r for r in records if r["mode"] == m]) for m in modes}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, out)
+    return report
+
+
+def print_report(report: dict[str, Any]) -> None:
+    for mode, figures in report["modes"].items():
+        print(f"\n{mode} ({figures['runs_reached']} runs): prompt, valid/calls, rate, "
+              "tokens in/out per call, seconds per call, form")
+        for name, row in figures["per_prompt"].items():
+            print(f"  {name:16} {row['valid']:3}/{row['calls']:<3} {row['validity_rate']:7.1%} "
+                  f"{row['prompt_tokens_per_call']:7.0f} {row['completion_tokens_per_call']:6.0f} "
+                  f"{row['seconds_per_call']:7.1f}  {','.join(row['forms'])}")
+
+
+def serve_bundled(workdir: Path, threads: int | None) -> tuple[subprocess.Popen, str]:
     from memp.llm.local import llama_server_command, llama_server_config
 
-    with __import__("socket").socket() as sock:
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = llama_server_command(llama_server_config(port, n_ctx=4096), workdir / "config.json")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config = llama_server_config(port, n_ctx=4096, threads=threads)
+    process = subprocess.Popen(llama_server_command(config, workdir / "config.json"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/v1"
     for _ in range(600):
         try:
@@ -190,63 +276,55 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50, help="how many runs (the first N)")
     parser.add_argument("--modes", nargs="+", default=["auto", "off"],
                         choices=["auto", "json_schema", "grammar", "off"])
-    parser.add_argument("--n-off", type=int, default=None, help="runs for the 'off' mode (default: --n)")
     parser.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
     parser.add_argument("--base-url", default=None)
     parser.add_argument("--model", default="smollm2")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="llama.cpp threads of the bundled server (default: memp llm serve's)")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--out", type=Path, default=Path("bench/results/structured_outputs.json"))
+    parser.add_argument("--calls", type=Path, default=None,
+                        help="the per-call JSONL to append to and resume from (default: OUT with .calls.jsonl)")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild OUT from the calls file")
     args = parser.parse_args()
+    calls_file = args.calls or args.out.with_suffix(".calls.jsonl")
+    header = {"command": "python bench/structured_outputs.py --runs RUNS [--modes ...] [--operations ...]",
+              "model": args.model, "runs_file": args.runs.name,
+              "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+              "calls_file": str(calls_file)}
+    if args.report_only:
+        print_report(write_report(calls_file, args.out, header))
+        return
 
     lines = [ln for ln in args.runs.read_text().splitlines() if ln.strip()][: args.n]
     runs = [trajectory_from_json(ln) for ln in lines]
+    done = {(r["mode"], r["operation"], r["run"]) for r in load_records(calls_file)}
+    todo = [(i, mode, name) for i in range(len(runs)) for mode in args.modes for name in args.operations
+            if (mode, name, i) not in done]
+    print(f"{len(done)} records already in {calls_file}; {len(todo)} to go", flush=True)
     server = None
     base_url = args.base_url
-    if base_url is None:
-        server, base_url = serve_bundled(Path(tempfile.mkdtemp(prefix="memp-bench-")))
-    report: dict[str, Any] = {
-        "command": " ".join(sys.argv), "model": args.model, "runs_file": str(args.runs),
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-        "modes": {},
-    }
+    if base_url is None and todo:
+        server, base_url = serve_bundled(Path(tempfile.mkdtemp(prefix="memp-bench-")), args.threads)
     try:
-        for mode in args.modes:
-            client = OpenAIClient(args.model, base_url, seed=0, timeout=args.timeout, structured=mode,
-                                  max_retries=1)
-            recorder = Recorder(client)
-            outcomes: dict[str, list[bool]] = {}
-            examples: list[dict[str, Any]] = []
-            limit = args.n_off if (mode == "off" and args.n_off is not None) else len(runs)
-            started = time.perf_counter()
-            # Operation by operation over all runs: an interrupted benchmark still covers every run
-            # for the operations it finished.
-            for name in args.operations:
-                for i, trajectory in enumerate(runs[:limit], 1):
-                    outcomes.setdefault(name, []).append(run_one(recorder, name, trajectory, examples))
-                    report["modes"][mode] = {
-                        "runs": limit,
-                        "seconds": round(time.perf_counter() - started, 1),
-                        "per_prompt": summarise(recorder.calls),
-                        "replies": len(recorder.calls),
-                        "valid_replies": sum(c.valid for c in recorder.calls),
-                        "operations": {k: {"done": len(v), "succeeded": sum(v)} for k, v in outcomes.items()},
-                        "refused_forms": sorted(client.refused),
-                        "examples": examples,
-                    }
-                    args.out.parent.mkdir(parents=True, exist_ok=True)
-                    args.out.write_text(json.dumps(report, indent=2) + "\n")
-                    valid = sum(c.valid for c in recorder.calls if _operation_of(c.prompt) == name)
-                    made = sum(1 for c in recorder.calls if _operation_of(c.prompt) == name)
-                    print(f"[{mode}] {name} {i}/{limit}: {valid}/{made} replies valid", flush=True)
-            print(f"\n{mode}: prompt, validity, tokens in/out per call, seconds per call, form")
-            for name, row in report["modes"][mode]["per_prompt"].items():
-                print(f"  {name:16} {row['valid']:3}/{row['calls']:<3} {row['validity_rate']:7.1%} "
-                      f"{row['prompt_tokens_per_call']:7.0f} {row['completion_tokens_per_call']:6.0f} "
-                      f"{row['seconds_per_call']:7.1f}  {','.join(row['forms'])}")
+        clients = {mode: OpenAIClient(args.model, base_url, seed=0, timeout=args.timeout, structured=mode,
+                                      max_retries=1) for mode in args.modes} if todo else {}
+        # Run by run, every mode and operation of a run before the next: an interrupted benchmark
+        # has covered as many runs for every prompt, and a rerun continues where it stopped.
+        for i, mode, name in todo:
+            recorder = Recorder(clients[mode])
+            record = {"mode": mode, "run": i, **run_one(recorder, name, runs[i]),
+                      "refused": sorted(clients[mode].refused)}
+            append_record(calls_file, record)
+            valid = sum(c["valid"] for c in record["calls"])
+            print(f"[{mode}] run {i + 1}/{len(runs)} {name}: {'ok' if record['ok'] else 'FAILED'}, "
+                  f"{valid}/{len(record['calls'])} replies valid, {record['seconds']:.1f} s", flush=True)
+            write_report(calls_file, args.out, header)
     finally:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
+    print_report(write_report(calls_file, args.out, header))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import fcntl
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -282,11 +283,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="llama.cpp threads of the bundled server (default: memp llm serve's)")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--block", type=int, default=10, help="runs per block (see the loop below)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/structured_outputs.json"))
     parser.add_argument("--calls", type=Path, default=None,
                         help="the per-call JSONL to append to and resume from (default: OUT with .calls.jsonl)")
     parser.add_argument("--report-only", action="store_true", help="only rebuild OUT from the calls file")
     args = parser.parse_args()
+    # SIGTERM ends the benchmark like Ctrl-C, so the llama.cpp server it started is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     calls_file = args.calls or args.out.with_suffix(".calls.jsonl")
     header = {"command": "python bench/structured_outputs.py --runs RUNS [--modes ...] [--operations ...]",
               "model": args.model, "runs_file": args.runs.name,
@@ -299,8 +303,12 @@ def main() -> None:
     lines = [ln for ln in args.runs.read_text().splitlines() if ln.strip()][: args.n]
     runs = [trajectory_from_json(ln) for ln in lines]
     done = {(r["mode"], r["operation"], r["run"]) for r in load_records(calls_file)}
-    todo = [(i, mode, name) for i in range(len(runs)) for mode in args.modes for name in args.operations
-            if (mode, name, i) not in done]
+    # Runs in blocks, one prompt at a time within a block: consecutive calls of one prompt share its
+    # long system prompt, which llama.cpp keeps evaluated (a call costs half as much); and an
+    # interrupted benchmark has covered about as many runs for every prompt.
+    blocks = [range(b, min(b + args.block, len(runs))) for b in range(0, len(runs), args.block)]
+    todo = [(i, mode, name) for block in blocks for mode in args.modes for name in args.operations
+            for i in block if (mode, name, i) not in done]
     print(f"{len(done)} records already in {calls_file}; {len(todo)} to go", flush=True)
     server = None
     base_url = args.base_url
@@ -309,8 +317,6 @@ def main() -> None:
     try:
         clients = {mode: OpenAIClient(args.model, base_url, seed=0, timeout=args.timeout, structured=mode,
                                       max_retries=1) for mode in args.modes} if todo else {}
-        # Run by run, every mode and operation of a run before the next: an interrupted benchmark
-        # has covered as many runs for every prompt, and a rerun continues where it stopped.
         for i, mode, name in todo:
             recorder = Recorder(clients[mode])
             record = {"mode": mode, "run": i, **run_one(recorder, name, runs[i]),
@@ -323,7 +329,11 @@ def main() -> None:
     finally:
         if server is not None:
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # it finishes the reply in progress first; not that long
+                server.kill()
+                server.wait()
     print_report(write_report(calls_file, args.out, header))
 
 

@@ -45,10 +45,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from pydantic import BaseModel  # noqa: E402
+
 from memp import prompts  # noqa: E402
 from memp._errors import LLMOutputError  # noqa: E402
 from memp.build import ScriptBuilder  # noqa: E402
 from memp.keywords import LLMKeywordExtractor  # noqa: E402
+from memp.llm import schemas  # noqa: E402
 from memp.llm.client import OpenAIClient  # noqa: E402
 from memp.types import Task, Trajectory, trajectory_from_json  # noqa: E402
 from memp.update import LLMAdjuster  # noqa: E402
@@ -152,6 +155,27 @@ def _judge_stages(recorder: Recorder, first: int, ok: bool) -> None:
         critical[-1].valid = ok
 
 
+def reply_model(prompt: str, n_steps: int) -> type[BaseModel]:
+    """The pydantic model a prompt's reply is declared as (``memp.llm.schemas``)."""
+    fixed = {"keywords": schemas.Keywords, "script_direct": schemas.DirectScript, "adjust": schemas.Adjustment}
+    if prompt in fixed:
+        return fixed[prompt]
+    return (schemas.events_reply if prompt == "script_events" else schemas.critical_reply)(n_steps)
+
+
+def schema_valid(call: dict[str, Any], n_steps: int) -> bool:
+    """Stricter than ``valid``: the whole reply is one JSON document of the declared schema.
+
+    memp's parser also digs JSON out of chatter and fills some gaps; this counts only replies that
+    needed neither, which is what a constrained decoder promises.
+    """
+    try:
+        reply_model(call["prompt"], n_steps).model_validate(json.loads(call["text"].strip()))
+    except (ValueError, TypeError):  # JSONDecodeError and ValidationError are ValueErrors
+        return False
+    return True
+
+
 def summarise(calls: list[dict[str, Any]]) -> dict[str, Any]:
     """Per prompt: calls, valid replies, validity rate, tokens and seconds per call, wire forms."""
     out = {}
@@ -165,6 +189,7 @@ def summarise(calls: list[dict[str, Any]]) -> dict[str, Any]:
             "calls": n,
             "valid": valid,
             "validity_rate": round(valid / n, 4),
+            "schema_valid": sum(c["schema_valid"] for c in mine),
             "prompt_tokens_per_call": round(sum(c["prompt_tokens"] for c in mine) / n, 1),
             "completion_tokens_per_call": round(sum(c["completion_tokens"] for c in mine) / n, 1),
             "seconds_per_call": round(sum(c["seconds"] for c in mine) / n, 2),
@@ -177,16 +202,22 @@ def summarise(calls: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
-    """Every finished record; a torn last line (a process killed mid-write) is ignored."""
+    """Every finished record, once; a torn last line (a process killed mid-write) is ignored."""
     if not path.exists():
         return []
-    records = []
+    records: dict[tuple[str, str, int], dict[str, Any]] = {}
     for line in path.read_text().splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue
-    return records
+        # Two processes may finish the same item; the first record counts.
+        records.setdefault((record["mode"], record["operation"], record["run"]), record)
+    return list(records.values())
+
+
+def _done(path: Path) -> set[tuple[str, str, int]]:
+    return {(r["mode"], r["operation"], r["run"]) for r in load_records(path)}
 
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
@@ -202,9 +233,9 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
         os.close(fd)  # closing releases the lock
 
 
-def mode_report(records: list[dict[str, Any]]) -> dict[str, Any]:
+def mode_report(records: list[dict[str, Any]], runs: list[Trajectory]) -> dict[str, Any]:
     """The figures of one mode's records."""
-    calls = [c for r in records for c in r["calls"]]
+    calls = [{**c, "schema_valid": schema_valid(c, len(runs[r["run"]].steps))} for r in records for c in r["calls"]]
     ops: dict[str, dict[str, int]] = {}
     for r in records:
         row = ops.setdefault(r["operation"], {"done": 0, "succeeded": 0})
@@ -227,11 +258,11 @@ def mode_report(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def write_report(calls_file: Path, out: Path, header: dict[str, Any]) -> dict[str, Any]:
+def write_report(calls_file: Path, out: Path, header: dict[str, Any], runs: list[Trajectory]) -> dict[str, Any]:
     """Recompute the report from every record so far; replaced atomically (several writers)."""
     records = load_records(calls_file)
     modes = sorted({r["mode"] for r in records})
-    report = {**header, "modes": {m: mode_report([r for r in records if r["mode"] == m]) for m in modes}}
+    report = {**header, "modes": {m: mode_report([r for r in records if r["mode"] == m], runs) for m in modes}}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}")
     tmp.write_text(json.dumps(report, indent=2) + "\n")
@@ -241,10 +272,10 @@ def write_report(calls_file: Path, out: Path, header: dict[str, Any]) -> dict[st
 
 def print_report(report: dict[str, Any]) -> None:
     for mode, figures in report["modes"].items():
-        print(f"\n{mode} ({figures['runs_reached']} runs): prompt, valid/calls, rate, "
+        print(f"\n{mode} ({figures['runs_reached']} runs): prompt, valid/calls, rate, schema-valid, "
               "tokens in/out per call, seconds per call, form")
         for name, row in figures["per_prompt"].items():
-            print(f"  {name:16} {row['valid']:3}/{row['calls']:<3} {row['validity_rate']:7.1%} "
+            print(f"  {name:16} {row['valid']:3}/{row['calls']:<3} {row['validity_rate']:7.1%} {row['schema_valid']:4} "
                   f"{row['prompt_tokens_per_call']:7.0f} {row['completion_tokens_per_call']:6.0f} "
                   f"{row['seconds_per_call']:7.1f}  {','.join(row['forms'])}")
 
@@ -275,6 +306,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, required=True, help="expert trajectories, JSONL")
     parser.add_argument("--n", type=int, default=50, help="how many runs (the first N)")
+    parser.add_argument("--first", type=int, default=0,
+                        help="start at this run (0-based): a second process can work from the far end")
     parser.add_argument("--modes", nargs="+", default=["auto", "off"],
                         choices=["auto", "json_schema", "grammar", "off"])
     parser.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
@@ -296,17 +329,18 @@ def main() -> None:
               "model": args.model, "runs_file": args.runs.name,
               "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
               "calls_file": str(calls_file)}
+    lines = [ln for ln in args.runs.read_text().splitlines() if ln.strip()]
+    every_run = [trajectory_from_json(ln) for ln in lines]
+    runs = every_run[: args.n]
     if args.report_only:
-        print_report(write_report(calls_file, args.out, header))
+        print_report(write_report(calls_file, args.out, header, every_run))
         return
 
-    lines = [ln for ln in args.runs.read_text().splitlines() if ln.strip()][: args.n]
-    runs = [trajectory_from_json(ln) for ln in lines]
-    done = {(r["mode"], r["operation"], r["run"]) for r in load_records(calls_file)}
+    done = _done(calls_file)
     # Runs in blocks, one prompt at a time within a block: consecutive calls of one prompt share its
     # long system prompt, which llama.cpp keeps evaluated (a call costs half as much); and an
     # interrupted benchmark has covered about as many runs for every prompt.
-    blocks = [range(b, min(b + args.block, len(runs))) for b in range(0, len(runs), args.block)]
+    blocks = [range(b, min(b + args.block, len(runs))) for b in range(args.first, len(runs), args.block)]
     todo = [(i, mode, name) for block in blocks for mode in args.modes for name in args.operations
             for i in block if (mode, name, i) not in done]
     print(f"{len(done)} records already in {calls_file}; {len(todo)} to go", flush=True)
@@ -318,6 +352,8 @@ def main() -> None:
         clients = {mode: OpenAIClient(args.model, base_url, seed=0, timeout=args.timeout, structured=mode,
                                       max_retries=1) for mode in args.modes} if todo else {}
         for i, mode, name in todo:
+            if (mode, name, i) in _done(calls_file):  # another process did it meanwhile
+                continue
             recorder = Recorder(clients[mode])
             record = {"mode": mode, "run": i, **run_one(recorder, name, runs[i]),
                       "refused": sorted(clients[mode].refused)}
@@ -325,7 +361,7 @@ def main() -> None:
             valid = sum(c["valid"] for c in record["calls"])
             print(f"[{mode}] run {i + 1}/{len(runs)} {name}: {'ok' if record['ok'] else 'FAILED'}, "
                   f"{valid}/{len(record['calls'])} replies valid, {record['seconds']:.1f} s", flush=True)
-            write_report(calls_file, args.out, header)
+            write_report(calls_file, args.out, header, every_run)
     finally:
         if server is not None:
             server.terminate()
@@ -334,7 +370,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:  # it finishes the reply in progress first; not that long
                 server.kill()
                 server.wait()
-    print_report(write_report(calls_file, args.out, header))
+    print_report(write_report(calls_file, args.out, header, every_run))
 
 
 if __name__ == "__main__":

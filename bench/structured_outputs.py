@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from pydantic import BaseModel  # noqa: E402
 
 from memp import prompts  # noqa: E402
-from memp._errors import LLMOutputError  # noqa: E402
+from memp._errors import LLMError  # noqa: E402
 from memp.build import ScriptBuilder  # noqa: E402
 from memp.keywords import LLMKeywordExtractor  # noqa: E402
 from memp.llm import schemas  # noqa: E402
@@ -77,6 +77,10 @@ class Recorder:
 
     client: OpenAIClient
     calls: list[Call] = field(default_factory=list)
+    # memp sets no max_tokens on these calls; unconstrained (mode off), SmolLM2 may ramble until the
+    # context is full, minutes per call here. A cap for that mode only; above any reply the fixed
+    # schemas allow (~600 tokens), though a two-stage events reply for a long run may need more.
+    off_max_tokens: int = 1024
 
     @property
     def model(self) -> str:
@@ -84,11 +88,14 @@ class Recorder:
 
     def complete(self, messages, *, temperature=None, max_tokens=None, stop=None, constraint=None) -> str:
         started = time.perf_counter()
-        done = self.client.chat(messages, temperature=temperature, max_tokens=max_tokens, stop=stop,
-                                constraint=constraint)
+        done = self.client.chat(messages, temperature=temperature, max_tokens=max_tokens or self._cap(),
+                                stop=stop, constraint=constraint)
         self.calls.append(Call(_prompt_of(messages), time.perf_counter() - started, done.prompt_tokens,
                                done.completion_tokens, done.structured, done.text))
         return done.text
+
+    def _cap(self) -> int | None:
+        return self.off_max_tokens if self.client.structured == "off" else None
 
 
 def _prompt_of(messages: list[dict[str, str]]) -> str:
@@ -127,11 +134,12 @@ def run_one(recorder: Recorder, name: str, trajectory: Trajectory) -> dict[str, 
     """One operation on one run: its outcome, its calls (each judged valid or not) and its result."""
     first = len(recorder.calls)
     started = time.perf_counter()
+    error = None
     try:
         result = operations(recorder, trajectory)[name]()
         ok = True
-    except LLMOutputError:
-        result, ok = None, False
+    except LLMError as err:  # no usable reply; or, unconstrained, a reply that filled the context
+        result, ok, error = None, False, f"{type(err).__name__}: {str(err)[:200]}"
     if name == "build_two_stage":  # two complete_json calls: each stage ends with its accepted reply
         _judge_stages(recorder, first, ok)
     else:
@@ -141,6 +149,8 @@ def run_one(recorder: Recorder, name: str, trajectory: Trajectory) -> dict[str, 
         "seconds": round(time.perf_counter() - started, 2),
         "calls": [asdict(c) for c in recorder.calls[first:]],
     }
+    if error is not None:
+        record["error"] = error
     if ok and name != "keywords":
         record["result"] = {"script": result.script, "summary": result.summary, "notes": result.notes[-1:]}
     return record

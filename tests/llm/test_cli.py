@@ -132,7 +132,8 @@ def test_serve_threads_reach_both_models(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(local.os, "cpu_count", lambda: 16)
     assert runner.invoke(app, ["serve", "--port", "9", "--threads", "3"]).exit_code == 0
     assert runner.invoke(app, ["serve", "--port", "9"]).exit_code == 0
-    assert [[m["n_threads"] for m in config["models"]] for config in seen] == [[3, 3], [4, 4]]
+    assert [[(m["n_threads"], m["n_threads_batch"]) for m in config["models"]] for config in seen] == [
+        [(3, 3), (3, 3)], [(4, 4), (4, 4)]]
     # Half the cores, at least 1 and at most 4: the agent and the environment need the rest.
     for cores, threads in ((None, 1), (1, 1), (2, 1), (6, 3), (64, 4)):
         monkeypatch.setattr(local.os, "cpu_count", lambda cores=cores: cores)

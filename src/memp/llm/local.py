@@ -69,7 +69,9 @@ def llama_server_config(
     gguf = smollm2_gguf()
     if gguf is None:
         raise LLMConfigError(f"the SmolLM2 model is not installed: {INSTALL_HINT}")
-    common = {"model": str(gguf), "n_threads": threads, "seed": seed, "verbose": False}
+    # n_threads_batch (the prompt's evaluation) defaults to every core in llama-cpp-python: set both.
+    common = {"model": str(gguf), "n_threads": threads, "n_threads_batch": threads, "seed": seed,
+              "verbose": False}
     return {
         "host": host,
         "port": port,

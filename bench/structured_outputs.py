@@ -14,9 +14,12 @@ each run and each mode (``--llm-structured``), memp's own LLM paths are called e
   its first half, marked failed, with the rule-built procedure of the whole run as the one that
   was followed.
 
-Each reply is counted valid when memp accepted it as it was (no re-ask needed): it parsed, and
-passed the reply's pydantic schema and memp's own checks. Printed and written per prompt: the
-validity rate, prompt and completion tokens and seconds per call, and the wire form used. Without
+Each reply is counted valid when memp accepted it as it was (no re-ask needed): its parser found
+JSON in it and memp's own checks passed; and schema-valid when the whole reply is one JSON
+document of the prompt's pydantic model (the stricter count, what constrained decoding promises).
+Printed and written per prompt: both counts, prompt and completion tokens and seconds per call,
+and the wire form used. Unconstrained calls are capped at 1024 tokens (memp sets no cap; see
+``Recorder``). Without
 ``--base-url`` the bundled SmolLM2-135M is served by llama.cpp for the run (as ``memp llm serve``).
 Every operation's calls are appended to a JSONL file (``--calls``, default next to ``--out``) as it
 finishes; a rerun skips what is there and continues, and the report is rebuilt from the file after

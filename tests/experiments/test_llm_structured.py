@@ -2,8 +2,8 @@
 
 Against the scripted fault server of tests/llm, which records every request body: the ALFWorld
 LLM agent's requests carry the grammar of the game's admissible commands when asked (and only
-then), and the TravelPlanner suite's planning call carries the plan's JSON schema in the form
-``--llm-structured`` names.
+then, and never with ``structured="off"``), and the TravelPlanner suite's planning call carries
+the plan's JSON schema in the form ``--llm-structured`` names.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typer.testing import CliRunner  # noqa: E402
 from memp._errors import InvalidInputError  # noqa: E402
 from memp.experiments.llm import LLMSettings, close_client  # noqa: E402
 from memp.llm.errors import LLMConfigError  # noqa: E402
+from memp.llm.schemas import ReplySchema, TravelPlan  # noqa: E402
 from tests.conftest import SHARED  # noqa: E402
 from tests.llm import servers  # noqa: E402
 from tests.llm.servers import FaultServer, FaultState, ThreadedServer, build_fault_app  # noqa: E402
@@ -97,7 +98,7 @@ def test_alfworld_agent_sends_the_admissible_commands_when_asked(fault_server, a
 
 
 @pytest.mark.skipif(not (SHARED / "travelplanner").is_dir(), reason="needs ../shared/travelplanner (official data)")
-def test_paper_cli_sends_the_plan_schema_as_llm_structured_says(fault_server, tmp_path, monkeypatch):
+def test_paper_cli_sends_the_plan_grammar_as_llm_structured_says(fault_server, tmp_path, monkeypatch):
     from memp.cli.main import app
 
     monkeypatch.setattr(servers, "FAULT_CONTEXT_CHARS", 200_000)  # the prompts carry the tool results
@@ -107,25 +108,17 @@ def test_paper_cli_sends_the_plan_schema_as_llm_structured_says(fault_server, tm
               "--n-train", "0", "--n-test", "1", "--n-validation", "1", "--embedder", "hashing",
               "--workers", "1", "--llm-base-url", fault_server.base_url, "--llm-model", fault_server.model,
               "--llm-api-key", fault_server.api_key, "--llm-timeout", "10"]
-    result = CliRunner().invoke(app, [*common, "--out", str(out), "--llm-structured", "json_schema"])
+    # grammar, not the default auto (which would send OpenAI's form first): the option must reach the client.
+    result = CliRunner().invoke(app, [*common, "--out", str(out), "--llm-structured", "grammar"])
     assert result.exit_code == 0, result.output
-    formats = [r["body"].get("response_format") for r in fault_server.state.chat_requests]
-    plans = [f for f in formats if f is not None]
-    # Every planning call (and its re-ask) carries the plan's schema; the ReAct turns carry none.
-    assert plans and len(plans) < len(formats)
-    assert all(f["type"] == "json_schema" and f["json_schema"]["name"] == "TravelPlan" for f in plans)
-    assert "plan" in plans[0]["json_schema"]["schema"]["properties"]
+    bodies = [r["body"] for r in fault_server.state.chat_requests]
+    plans = [b["grammar"] for b in bodies if "grammar" in b]
+    # Every planning call (and its re-ask) carries the plan's grammar; the ReAct turns carry none.
+    assert plans and len(plans) < len(bodies) and not any("response_format" in b for b in bodies)
+    assert set(plans) == {ReplySchema.of(TravelPlan).grammar()}
     config = json.loads((out / "results.json").read_text())["config"]["llm"]
-    assert config["structured"] == "json_schema" and config["constrain_actions"] is False
+    assert config["structured"] == "grammar" and config["constrain_actions"] is False
 
-    # Off: the same run asks for no constraint at all.
-    fault_server.state.reset()
-    fault_server.state.default_text = "Thought: I have what I need.\nAction: Planner[the trip]"
-    result = CliRunner().invoke(app, [*common, "--out", str(tmp_path / "off"), "--llm-structured", "off"])
-    assert result.exit_code == 0, result.output
-    assert fault_server.state.chat_requests
-    assert all("response_format" not in r["body"] and "grammar" not in r["body"]
-               for r in fault_server.state.chat_requests)
 
 
 def test_paper_cli_refuses_bad_structured_options_before_running(tmp_path):

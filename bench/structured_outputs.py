@@ -14,34 +14,47 @@ each run and each mode (``--llm-structured``), memp's own LLM paths are called e
   its first half, marked failed, with the rule-built procedure of the whole run as the one that
   was followed.
 
-Each reply is counted valid when memp accepted it as it was (no re-ask needed): it parsed, and
-passed the reply's pydantic schema and memp's own checks. Printed and written per prompt: the
-validity rate, prompt and completion tokens and seconds per call, and the wire form used. Without
+Each reply is counted valid when memp accepted it as it was (no re-ask needed): its parser found
+JSON in it and memp's own checks passed; and schema-valid when the whole reply is one JSON
+document of the prompt's pydantic model (the stricter count, what constrained decoding promises).
+Printed and written per prompt: both counts, prompt and completion tokens and seconds per call,
+and the wire form used. Unconstrained calls are capped at 1024 tokens (memp sets no cap; see
+``Recorder``). Without
 ``--base-url`` the bundled SmolLM2-135M is served by llama.cpp for the run (as ``memp llm serve``).
-Results are written after every run, so an interrupted benchmark still leaves its figures.
+Every operation's calls are appended to a JSONL file (``--calls``, default next to ``--out``) as it
+finishes; a rerun skips what is there and continues, and the report is rebuilt from the file after
+each operation, so an interrupted benchmark leaves its figures and resumes. Several processes may
+share the file (say one per mode, each with its own server).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import platform
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from pydantic import BaseModel  # noqa: E402
+
 from memp import prompts  # noqa: E402
-from memp._errors import LLMOutputError  # noqa: E402
+from memp._errors import LLMError  # noqa: E402
 from memp.build import ScriptBuilder  # noqa: E402
 from memp.keywords import LLMKeywordExtractor  # noqa: E402
+from memp.llm import schemas  # noqa: E402
 from memp.llm.client import OpenAIClient  # noqa: E402
 from memp.types import Task, Trajectory, trajectory_from_json  # noqa: E402
 from memp.update import LLMAdjuster  # noqa: E402
@@ -67,6 +80,10 @@ class Recorder:
 
     client: OpenAIClient
     calls: list[Call] = field(default_factory=list)
+    # memp sets no max_tokens on these calls; unconstrained (mode off), SmolLM2 may ramble until the
+    # context is full, minutes per call here. A cap for that mode only; above any reply the fixed
+    # schemas allow (~600 tokens), though a two-stage events reply for a long run may need more.
+    off_max_tokens: int = 1024
 
     @property
     def model(self) -> str:
@@ -74,11 +91,14 @@ class Recorder:
 
     def complete(self, messages, *, temperature=None, max_tokens=None, stop=None, constraint=None) -> str:
         started = time.perf_counter()
-        done = self.client.chat(messages, temperature=temperature, max_tokens=max_tokens, stop=stop,
-                                constraint=constraint)
+        done = self.client.chat(messages, temperature=temperature, max_tokens=max_tokens or self._cap(),
+                                stop=stop, constraint=constraint)
         self.calls.append(Call(_prompt_of(messages), time.perf_counter() - started, done.prompt_tokens,
                                done.completion_tokens, done.structured, done.text))
         return done.text
+
+    def _cap(self) -> int | None:
+        return self.off_max_tokens if self.client.structured == "off" else None
 
 
 def _prompt_of(messages: list[dict[str, str]]) -> str:
@@ -113,26 +133,30 @@ def operations(recorder: Recorder, trajectory: Trajectory) -> dict[str, Callable
     }
 
 
-def run_one(recorder: Recorder, name: str, trajectory: Trajectory, examples: list[dict[str, Any]]) -> bool:
+def run_one(recorder: Recorder, name: str, trajectory: Trajectory) -> dict[str, Any]:
+    """One operation on one run: its outcome, its calls (each judged valid or not) and its result."""
     first = len(recorder.calls)
+    started = time.perf_counter()
+    error = None
     try:
         result = operations(recorder, trajectory)[name]()
         ok = True
-    except LLMOutputError:
-        result, ok = None, False
+    except LLMError as err:  # no usable reply; or, unconstrained, a reply that filled the context
+        result, ok, error = None, False, f"{type(err).__name__}: {str(err)[:200]}"
     if name == "build_two_stage":  # two complete_json calls: each stage ends with its accepted reply
         _judge_stages(recorder, first, ok)
     else:
         _judge(recorder, first, ok)
-    if ok and name != "keywords" and sum(e["operation"] == name for e in examples) < 3:
-        examples.append({"operation": name, "task": trajectory.task.text, "script": result.script,
-                         "summary": result.summary, "notes": result.notes[-1:]})
-    return ok
-
-
-def _operation_of(prompt: str) -> str:
-    return {"keywords": "keywords", "script_direct": "build_direct", "adjust": "adjustment"}.get(
-        prompt, "build_two_stage")
+    record: dict[str, Any] = {
+        "operation": name, "task": trajectory.task.text, "ok": ok,
+        "seconds": round(time.perf_counter() - started, 2),
+        "calls": [asdict(c) for c in recorder.calls[first:]],
+    }
+    if error is not None:
+        record["error"] = error
+    if ok and name != "keywords":
+        record["result"] = {"script": result.script, "summary": result.summary, "notes": result.notes[-1:]}
+    return record
 
 
 def _judge_stages(recorder: Recorder, first: int, ok: bool) -> None:
@@ -144,33 +168,140 @@ def _judge_stages(recorder: Recorder, first: int, ok: bool) -> None:
         critical[-1].valid = ok
 
 
-def summarise(calls: list[Call]) -> dict[str, Any]:
+def reply_model(prompt: str, n_steps: int) -> type[BaseModel]:
+    """The pydantic model a prompt's reply is declared as (``memp.llm.schemas``)."""
+    fixed = {"keywords": schemas.Keywords, "script_direct": schemas.DirectScript, "adjust": schemas.Adjustment}
+    if prompt in fixed:
+        return fixed[prompt]
+    return (schemas.events_reply if prompt == "script_events" else schemas.critical_reply)(n_steps)
+
+
+def schema_valid(call: dict[str, Any], n_steps: int) -> bool:
+    """Stricter than ``valid``: the whole reply is one JSON document of the declared schema.
+
+    memp's parser also digs JSON out of chatter and fills some gaps; this counts only replies that
+    needed neither, which is what a constrained decoder promises.
+    """
+    try:
+        reply_model(call["prompt"], n_steps).model_validate(json.loads(call["text"].strip()))
+    except (ValueError, TypeError):  # JSONDecodeError and ValidationError are ValueErrors
+        return False
+    return True
+
+
+def summarise(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per prompt: calls, valid replies, validity rate, tokens and seconds per call, wire forms."""
     out = {}
     for name in PROMPTS:
-        mine = [c for c in calls if c.prompt == name]
+        mine = [c for c in calls if c["prompt"] == name]
         if not mine:
             continue
         n = len(mine)
+        valid = sum(c["valid"] for c in mine)
         out[name] = {
             "calls": n,
-            "valid": sum(c.valid for c in mine),
-            "validity_rate": round(sum(c.valid for c in mine) / n, 4),
-            "prompt_tokens_per_call": round(sum(c.prompt_tokens for c in mine) / n, 1),
-            "completion_tokens_per_call": round(sum(c.completion_tokens for c in mine) / n, 1),
-            "seconds_per_call": round(sum(c.seconds for c in mine) / n, 2),
-            "forms": sorted({c.form or "none" for c in mine}),
+            "valid": valid,
+            "validity_rate": round(valid / n, 4),
+            "schema_valid": sum(c["schema_valid"] for c in mine),
+            "prompt_tokens_per_call": round(sum(c["prompt_tokens"] for c in mine) / n, 1),
+            "completion_tokens_per_call": round(sum(c["completion_tokens"] for c in mine) / n, 1),
+            "seconds_per_call": round(sum(c["seconds"] for c in mine) / n, 2),
+            "forms": sorted({c["form"] or "none" for c in mine}),
         }
     return out
 
 
-def serve_bundled(workdir: Path) -> tuple[subprocess.Popen, str]:
+# ---- the results file: one JSON line per (mode, operation, run), appended as each finishes ----------
+
+
+def load_records(path: Path) -> list[dict[str, Any]]:
+    """Every finished record, once; a torn last line (a process killed mid-write) is ignored."""
+    if not path.exists():
+        return []
+    records: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        # Two processes may finish the same item; the first record counts.
+        records.setdefault((record["mode"], record["operation"], record["run"]), record)
+    return list(records.values())
+
+
+def _done(path: Path) -> set[tuple[str, str, int]]:
+    return {(r["mode"], r["operation"], r["run"]) for r in load_records(path)}
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """One line, one write, under an exclusive lock: safe with several benchmark processes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(record) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def mode_report(records: list[dict[str, Any]], runs: list[Trajectory]) -> dict[str, Any]:
+    """The figures of one mode's records."""
+    calls = [{**c, "schema_valid": schema_valid(c, len(runs[r["run"]].steps))} for r in records for c in r["calls"]]
+    ops: dict[str, dict[str, int]] = {}
+    for r in records:
+        row = ops.setdefault(r["operation"], {"done": 0, "succeeded": 0})
+        row["done"] += 1
+        row["succeeded"] += r["ok"]
+    examples = [
+        {"operation": r["operation"], "run": r["run"], "task": r["task"], **r["result"]}
+        for name in OPERATIONS
+        for r in sorted((r for r in records if r["operation"] == name and r.get("result")),
+                        key=lambda r: r["run"])[:2]
+    ]
+    return {
+        "runs_reached": len({r["run"] for r in records}),
+        "per_prompt": summarise(calls),
+        "replies": len(calls),
+        "valid_replies": sum(c["valid"] for c in calls),
+        "operations": ops,
+        "refused_forms": sorted({f for r in records for f in r.get("refused", [])}),
+        "examples": examples,
+    }
+
+
+def write_report(calls_file: Path, out: Path, header: dict[str, Any], runs: list[Trajectory]) -> dict[str, Any]:
+    """Recompute the report from every record so far; replaced atomically (several writers)."""
+    records = load_records(calls_file)
+    modes = sorted({r["mode"] for r in records})
+    report = {**header, "modes": {m: mode_report([r for r in records if r["mode"] == m], runs) for m in modes}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(tmp, out)
+    return report
+
+
+def print_report(report: dict[str, Any]) -> None:
+    for mode, figures in report["modes"].items():
+        print(f"\n{mode} ({figures['runs_reached']} runs): prompt, valid/calls, rate, schema-valid, "
+              "tokens in/out per call, seconds per call, form")
+        for name, row in figures["per_prompt"].items():
+            print(f"  {name:16} {row['valid']:3}/{row['calls']:<3} {row['validity_rate']:7.1%} {row['schema_valid']:4} "
+                  f"{row['prompt_tokens_per_call']:7.0f} {row['completion_tokens_per_call']:6.0f} "
+                  f"{row['seconds_per_call']:7.1f}  {','.join(row['forms'])}")
+
+
+def serve_bundled(workdir: Path, threads: int | None) -> tuple[subprocess.Popen, str]:
     from memp.llm.local import llama_server_command, llama_server_config
 
-    with __import__("socket").socket() as sock:
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = llama_server_command(llama_server_config(port, n_ctx=4096), workdir / "config.json")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config = llama_server_config(port, n_ctx=4096, threads=threads)
+    process = subprocess.Popen(llama_server_command(config, workdir / "config.json"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/v1"
     for _ in range(600):
         try:
@@ -188,65 +319,71 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, required=True, help="expert trajectories, JSONL")
     parser.add_argument("--n", type=int, default=50, help="how many runs (the first N)")
+    parser.add_argument("--first", type=int, default=0,
+                        help="start at this run (0-based): a second process can work from the far end")
     parser.add_argument("--modes", nargs="+", default=["auto", "off"],
                         choices=["auto", "json_schema", "grammar", "off"])
-    parser.add_argument("--n-off", type=int, default=None, help="runs for the 'off' mode (default: --n)")
     parser.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
     parser.add_argument("--base-url", default=None)
     parser.add_argument("--model", default="smollm2")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="llama.cpp threads of the bundled server (default: memp llm serve's)")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--block", type=int, default=10, help="runs per block (see the loop below)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/structured_outputs.json"))
+    parser.add_argument("--calls", type=Path, default=None,
+                        help="the per-call JSONL to append to and resume from (default: OUT with .calls.jsonl)")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild OUT from the calls file")
     args = parser.parse_args()
+    # SIGTERM ends the benchmark like Ctrl-C, so the llama.cpp server it started is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    calls_file = args.calls or args.out.with_suffix(".calls.jsonl")
+    header = {"command": "python bench/structured_outputs.py --runs RUNS [--modes ...] [--operations ...]",
+              "model": args.model, "runs_file": args.runs.name,
+              "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+              "calls_file": str(calls_file)}
+    lines = [ln for ln in args.runs.read_text().splitlines() if ln.strip()]
+    every_run = [trajectory_from_json(ln) for ln in lines]
+    runs = every_run[: args.n]
+    if args.report_only:
+        print_report(write_report(calls_file, args.out, header, every_run))
+        return
 
-    lines = [ln for ln in args.runs.read_text().splitlines() if ln.strip()][: args.n]
-    runs = [trajectory_from_json(ln) for ln in lines]
+    done = _done(calls_file)
+    # Runs in blocks, one prompt at a time within a block: consecutive calls of one prompt share its
+    # long system prompt, which llama.cpp keeps evaluated (a call costs half as much); and an
+    # interrupted benchmark has covered about as many runs for every prompt.
+    blocks = [range(b, min(b + args.block, len(runs))) for b in range(args.first, len(runs), args.block)]
+    todo = [(i, mode, name) for block in blocks for mode in args.modes for name in args.operations
+            for i in block if (mode, name, i) not in done]
+    print(f"{len(done)} records already in {calls_file}; {len(todo)} to go", flush=True)
     server = None
     base_url = args.base_url
-    if base_url is None:
-        server, base_url = serve_bundled(Path(tempfile.mkdtemp(prefix="memp-bench-")))
-    report: dict[str, Any] = {
-        "command": " ".join(sys.argv), "model": args.model, "runs_file": str(args.runs),
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-        "modes": {},
-    }
+    if base_url is None and todo:
+        server, base_url = serve_bundled(Path(tempfile.mkdtemp(prefix="memp-bench-")), args.threads)
     try:
-        for mode in args.modes:
-            client = OpenAIClient(args.model, base_url, seed=0, timeout=args.timeout, structured=mode,
-                                  max_retries=1)
-            recorder = Recorder(client)
-            outcomes: dict[str, list[bool]] = {}
-            examples: list[dict[str, Any]] = []
-            limit = args.n_off if (mode == "off" and args.n_off is not None) else len(runs)
-            started = time.perf_counter()
-            # Operation by operation over all runs: an interrupted benchmark still covers every run
-            # for the operations it finished.
-            for name in args.operations:
-                for i, trajectory in enumerate(runs[:limit], 1):
-                    outcomes.setdefault(name, []).append(run_one(recorder, name, trajectory, examples))
-                    report["modes"][mode] = {
-                        "runs": limit,
-                        "seconds": round(time.perf_counter() - started, 1),
-                        "per_prompt": summarise(recorder.calls),
-                        "replies": len(recorder.calls),
-                        "valid_replies": sum(c.valid for c in recorder.calls),
-                        "operations": {k: {"done": len(v), "succeeded": sum(v)} for k, v in outcomes.items()},
-                        "refused_forms": sorted(client.refused),
-                        "examples": examples,
-                    }
-                    args.out.parent.mkdir(parents=True, exist_ok=True)
-                    args.out.write_text(json.dumps(report, indent=2) + "\n")
-                    valid = sum(c.valid for c in recorder.calls if _operation_of(c.prompt) == name)
-                    made = sum(1 for c in recorder.calls if _operation_of(c.prompt) == name)
-                    print(f"[{mode}] {name} {i}/{limit}: {valid}/{made} replies valid", flush=True)
-            print(f"\n{mode}: prompt, validity, tokens in/out per call, seconds per call, form")
-            for name, row in report["modes"][mode]["per_prompt"].items():
-                print(f"  {name:16} {row['valid']:3}/{row['calls']:<3} {row['validity_rate']:7.1%} "
-                      f"{row['prompt_tokens_per_call']:7.0f} {row['completion_tokens_per_call']:6.0f} "
-                      f"{row['seconds_per_call']:7.1f}  {','.join(row['forms'])}")
+        clients = {mode: OpenAIClient(args.model, base_url, seed=0, timeout=args.timeout, structured=mode,
+                                      max_retries=1) for mode in args.modes} if todo else {}
+        for i, mode, name in todo:
+            if (mode, name, i) in _done(calls_file):  # another process did it meanwhile
+                continue
+            recorder = Recorder(clients[mode])
+            record = {"mode": mode, "run": i, **run_one(recorder, name, runs[i]),
+                      "refused": sorted(clients[mode].refused)}
+            append_record(calls_file, record)
+            valid = sum(c["valid"] for c in record["calls"])
+            print(f"[{mode}] run {i + 1}/{len(runs)} {name}: {'ok' if record['ok'] else 'FAILED'}, "
+                  f"{valid}/{len(record['calls'])} replies valid, {record['seconds']:.1f} s", flush=True)
+            write_report(calls_file, args.out, header, every_run)
     finally:
         if server is not None:
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # it finishes the reply in progress first; not that long
+                server.kill()
+                server.wait()
+    print_report(write_report(calls_file, args.out, header, every_run))
 
 
 if __name__ == "__main__":

@@ -112,3 +112,33 @@ def test_serve_explains_what_to_install(monkeypatch) -> None:
     result = runner.invoke(app, ["serve", "--port", "9"])
     assert result.exit_code == 1
     assert "cannot serve: llama-cpp-python is missing" in result.output
+
+
+def test_serve_threads_reach_both_models(monkeypatch, tmp_path) -> None:
+    from pathlib import Path
+
+    import memp.llm.local as local
+    from memp.llm.errors import LLMConfigError
+
+    seen: list[dict] = []
+
+    def fake_run(command: list[str]) -> int:  # the config file lives only while serve runs
+        seen.append(json.loads(Path(command[command.index("--config_file") + 1]).read_text()))
+        return 0
+
+    monkeypatch.setattr(local, "missing_for_llama_server", lambda: None)
+    monkeypatch.setattr(local, "smollm2_gguf", lambda: tmp_path / "model.gguf")
+    monkeypatch.setattr(local, "run_until_stopped", fake_run)
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 16)
+    assert runner.invoke(app, ["serve", "--port", "9", "--threads", "3"]).exit_code == 0
+    assert runner.invoke(app, ["serve", "--port", "9"]).exit_code == 0
+    assert [[(m["n_threads"], m["n_threads_batch"]) for m in config["models"]] for config in seen] == [
+        [(3, 3), (3, 3)], [(4, 4), (4, 4)]]
+    # Half the cores, at least 1 and at most 4: the agent and the environment need the rest.
+    for cores, threads in ((None, 1), (1, 1), (2, 1), (6, 3), (64, 4)):
+        monkeypatch.setattr(local.os, "cpu_count", lambda cores=cores: cores)
+        assert local.default_threads() == threads
+    assert runner.invoke(app, ["serve", "--port", "9", "--threads", "0"]).exit_code == 2
+    with pytest.raises(LLMConfigError, match="threads"):
+        local.llama_server_config(9, threads=0)
+    assert len(seen) == 2

@@ -14,8 +14,10 @@ from memp.llm.options import (
     LLMApiKeyOpt,
     LLMBaseUrlOpt,
     LLMCacheOpt,
+    LLMConstrainActionsOpt,
     LLMModelOpt,
     LLMPriceOpt,
+    LLMStructuredOpt,
     LLMTimeoutOpt,
     parse_price,
 )
@@ -87,15 +89,20 @@ def paper(env: Annotated[Env, typer.Option(help="Which benchmark.")] = Env.alfwo
           llm_cache: LLMCacheOpt = None, llm_price: LLMPriceOpt = None, memory_from: MemoryFromOpt = None,
           ray: RayOpt = None, embedder: EmbedderOpt = "minilm", self_taught: SelfTaughtOpt = False,
           passes: PassesOpt = 1, train_max_steps: TrainStepsOpt = 30,
-          llm_timeout: LLMTimeoutOpt = 60.0, only: OnlyOpt = None) -> None:
+          llm_timeout: LLMTimeoutOpt = 60.0, llm_structured: LLMStructuredOpt = None,
+          llm_constrain_actions: LLMConstrainActionsOpt = False, only: OnlyOpt = None) -> None:
     """Tables 1-2 and Figures 3, 5a, 5b of the paper; writes results.json, report.md, report.html."""
     from memp.experiments.llm import LLMSettings
 
+    if llm_constrain_actions and (agent is not AgentKind.llm or env is not Env.alfworld):
+        raise InvalidInputError("--llm-constrain-actions applies to the ALFWorld LLM agent only "
+                                "(--env alfworld --agent llm): TravelPlanner's actions are free text")
     llm = None
     if agent is AgentKind.llm:
         llm = LLMSettings(base_url=llm_base_url, model=llm_model, api_key=llm_api_key,
                           cache=str(llm_cache) if llm_cache else str(out / "llm-cache.sqlite"),
-                          price=parse_price(llm_price), timeout=llm_timeout,
+                          price=parse_price(llm_price), timeout=llm_timeout, structured=llm_structured,
+                          constrain_actions=llm_constrain_actions,
                           # TravelPlanner's ReAct replies carry tool arguments; ALFWorld's are short.
                           max_tokens=256 if env is Env.travelplanner else 96)
     _run(env, out, workers, ray, memory_from, seeds=_seeds(seeds), n_train=n_train, n_test=n_test,

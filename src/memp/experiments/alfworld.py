@@ -144,7 +144,8 @@ class AlfworldPlayer:
 
             llm = self.llm or LLMSettings()
             return ReactAlfworldAgent(client_for(llm), context_chars=llm.context_chars, max_tokens=llm.max_tokens,
-                                      few_shot=llm.few_shot, temperature=llm.temperature)
+                                      few_shot=llm.few_shot, temperature=llm.temperature,
+                                      constrain_actions=llm.constrain_actions)
         from memp.agents.offline_alfworld import OfflineAlfworldAgent
 
         return OfflineAlfworldAgent(seed=seed)

@@ -30,12 +30,18 @@ class LLMSettings:
     max_tokens: int | None = 96
     few_shot: bool = True  # the ALFWorld prompt's two examples cost ~1,200 tokens
     price: tuple[float, float] | None = None  # dollars per million (prompt, completion) tokens
+    # How JSON replies are constrained (``--llm-structured``; None: MEMP_LLM_STRUCTURED, else auto).
+    structured: str | None = None
+    # ALFWorld: decode each Action as one of the admissible commands, where the server takes a grammar.
+    constrain_actions: bool = False
 
     def check(self) -> None:
         """Raise the client's configuration error now, in the parent, not once per episode."""
+        from memp.llm.client import resolve_structured
         from memp.llm.endpoint import Endpoint
 
         Endpoint.resolve(self.base_url, self.model, self.api_key)
+        resolve_structured(self.structured)
 
 
 _CLIENT: tuple[LLMSettings, Any] | None = None  # this process's client, with the settings it came from
@@ -50,7 +56,7 @@ def client_for(settings: LLMSettings):
         close_client()
         client = client_from_options(settings.base_url, settings.model, settings.api_key, settings.temperature,
                                      settings.cache, timeout=settings.timeout, seed=settings.seed,
-                                     price=settings.price)
+                                     price=settings.price, structured=settings.structured)
         _CLIENT = (settings, client)
     return _CLIENT[1]
 

@@ -54,6 +54,10 @@ def serve(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8080,
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     n_ctx: Annotated[int, typer.Option("--n-ctx", help="Context window in tokens")] = 2048,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", min=1, show_default=False,
+        help="CPU threads for llama.cpp [default: half the cores, 1 to 4; more than the free cores "
+        "makes it much slower]")] = None,
 ) -> None:
     """Serve the bundled SmolLM2-135M with llama.cpp: an LLM endpoint with no key and no download.
 
@@ -77,7 +81,7 @@ def serve(
         raise typer.Exit(1)
     with tempfile.TemporaryDirectory(prefix="memp-llama-") as tmp:
         command = llama_server_command(
-            llama_server_config(port, host=host, n_ctx=n_ctx), Path(tmp) / "config.json"
+            llama_server_config(port, host=host, n_ctx=n_ctx, threads=threads), Path(tmp) / "config.json"
         )
         typer.echo(
             f"serving SmolLM2-135M at http://{host}:{port}/v1 as model {CHAT_ALIAS!r} "

@@ -85,6 +85,15 @@ LLMStructuredOpt = Annotated[
         show_default=False,
     ),
 ]
+LLMConstrainActionsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--llm-constrain-actions",
+        help="ALFWorld's LLM agent: decode each Action as one of the game's admissible commands "
+        "(a grammar; llama.cpp servers only, others answer unconstrained)",
+        rich_help_panel=_PANEL,
+    ),
+]
 
 
 def client_from_options(
@@ -144,6 +153,7 @@ __all__ = [
     "LLMApiKeyOpt",
     "LLMBaseUrlOpt",
     "LLMCacheOpt",
+    "LLMConstrainActionsOpt",
     "LLMModelOpt",
     "LLMStructuredOpt",
     "LLMTemperatureOpt",

@@ -184,3 +184,18 @@ def test_bad_conditions_are_refused_before_anything_is_written(tmp_path):
         _run(tmp_path / "b", conditions=[Condition("imported memory", "imported")])
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     assert json.loads(json.dumps(asdict(Condition("c")))) == asdict(Condition("c"))
+
+
+def test_reused_generated_games_come_back_in_the_order_they_were_drawn(tmp_path):
+    """A demo run on games generated before plays them as the first run did, not sorted by type."""
+    from memp.experiments.alfworld import _generate
+
+    drawn = ["pick_heat_then_place_in_recep-Egg-None-Fridge-5", "look_at_obj_in_light-Book-None-DeskLamp-3",
+             "pick_and_place_simple-Mug-None-Shelf-1", "pick_cool_then_place_in_recep-Apple-None-Sink-2"]
+    for i, name in enumerate(drawn):
+        game = tmp_path / "unseen" / name / f"trial_memp_unseen_s1_{i:05d}"
+        game.mkdir(parents=True)
+        (game / "game.tw-pddl").write_text("{}")
+        (game / "traj_data.json").write_text("{}")
+    games = _generate("unseen", 3, 1, str(tmp_path))
+    assert [Path(g).parent.name for g in games] == drawn[:3]

@@ -43,6 +43,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.shared)
 
 
+ONE_GAME = (SHARED / "alfworld" / "json_2.1.1" / "train" / "pick_and_place_simple-AlarmClock-None-Desk-307"
+            / "trial_T20190907_072317_014092")
+
+
+@pytest.fixture(scope="module")
+def alfworld_game(tmp_path_factory) -> Path:
+    """One game: an official train game when ../shared/alfworld is there, else one generated game."""
+    pytest.importorskip("alfworld", reason="needs the ALFWorld engine: pip install -e '.[alfworld]'")
+    if (ONE_GAME / "game.tw-pddl").is_file():
+        return ONE_GAME
+    from memp.envs.alfworld import generate_games
+
+    return generate_games("train", 1, 7, tmp_path_factory.mktemp("games"), task_types=["pick_and_place_simple"])[0]
+
+
 @pytest.fixture(scope="session")
 def minilm(tmp_path_factory) -> CachedEmbedder:
     """The real default embedder, loaded once per test session."""

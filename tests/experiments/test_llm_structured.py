@@ -27,8 +27,6 @@ from tests.conftest import SHARED  # noqa: E402
 from tests.llm import servers  # noqa: E402
 from tests.llm.servers import FaultServer, FaultState, ThreadedServer, build_fault_app  # noqa: E402
 
-OFFICIAL_GAME = (SHARED / "alfworld" / "json_2.1.1" / "train" / "pick_and_place_simple-AlarmClock-None-Desk-307"
-                 / "trial_T20190907_072317_014092")
 
 
 @pytest.fixture
@@ -45,16 +43,6 @@ def fault_server() -> Iterator[FaultServer]:
 def _no_llm_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("MEMP_LLM_BASE_URL", "MEMP_LLM_MODEL", "MEMP_LLM_API_KEY", "MEMP_LLM_STRUCTURED", "OPENAI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def alfworld_game(tmp_path_factory) -> Path:
-    pytest.importorskip("alfworld", reason="needs the ALFWorld engine: pip install -e '.[alfworld]'")
-    if (OFFICIAL_GAME / "game.tw-pddl").is_file():
-        return OFFICIAL_GAME
-    from memp.envs.alfworld import generate_games
-
-    return generate_games("train", 1, 7, tmp_path_factory.mktemp("games"), task_types=["pick_and_place_simple"])[0]
 
 
 def _play(server: FaultServer, game: Path, settings: LLMSettings, steps: int = 3):

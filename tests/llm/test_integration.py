@@ -32,8 +32,6 @@ from .servers import LlamaServer
 
 # Nothing listens on the discard port: a client pointed there fails on any network call.
 DEAD_URL = "http://127.0.0.1:9/v1"
-OFFICIAL_GAME = (SHARED / "alfworld" / "json_2.1.1" / "train" / "pick_and_place_simple-AlarmClock-None-Desk-307"
-                 / "trial_T20190907_072317_014092")
 
 
 def short_run(success: bool = True, traj_id: str | None = None):
@@ -55,17 +53,6 @@ def _assert_spent(usage) -> None:
 
 
 # ---- ALFWorld: the ReAct agent through the experiment runner -------------------------------------
-
-
-@pytest.fixture(scope="module")
-def alfworld_game(tmp_path_factory) -> Path:
-    """An official train game when ../shared/alfworld is there, else one generated game."""
-    pytest.importorskip("alfworld", reason="needs the ALFWorld engine: pip install -e '.[alfworld]'")
-    if (OFFICIAL_GAME / "game.tw-pddl").is_file():
-        return OFFICIAL_GAME
-    from memp.envs.alfworld import generate_games
-
-    return generate_games("train", 1, 7, tmp_path_factory.mktemp("games"), task_types=["pick_and_place_simple"])[0]
 
 
 def _guided_memory(path: Path) -> Memory:

@@ -188,12 +188,13 @@ def test_bad_conditions_are_refused_before_anything_is_written(tmp_path):
 
 def test_reused_generated_games_come_back_in_the_order_they_were_drawn(tmp_path):
     """A demo run on games generated before plays them as the first run did, not sorted by type."""
+    from memp.envs.alfworld.generate import trial_name
     from memp.experiments.alfworld import _generate
 
     drawn = ["pick_heat_then_place_in_recep-Egg-None-Fridge-5", "look_at_obj_in_light-Book-None-DeskLamp-3",
              "pick_and_place_simple-Mug-None-Shelf-1", "pick_cool_then_place_in_recep-Apple-None-Sink-2"]
-    for i, name in enumerate(drawn):
-        game = tmp_path / "unseen" / name / f"trial_memp_unseen_s1_{i:05d}"
+    for i, name in enumerate(drawn):  # the second draw was retried: its folder carries the attempt
+        game = tmp_path / "unseen" / name / trial_name("unseen", 1, i, attempt=3 if i == 1 else 0)
         game.mkdir(parents=True)
         (game / "game.tw-pddl").write_text("{}")
         (game / "traj_data.json").write_text("{}")

@@ -62,17 +62,13 @@ def spread(items: list, n: int | None) -> list:
 
 def _generate(split: str, n: int, seed: int, out: str) -> list[str]:
     from memp.envs.alfworld.games import find_games, generate_games
+    from memp.envs.alfworld.generate import draw_index
 
     existing = find_games(Path(out) / split)
     if len(existing) >= n:  # reused: in the order generate_games gave them, not sorted by task type
-        return [str(g) for g in sorted(existing, key=draw_index)[:n]]
+        drawn = sorted(existing, key=lambda g: (-1 if draw_index(g) is None else draw_index(g), str(g)))
+        return [str(g) for g in drawn[:n]]
     return [str(g) for g in generate_games(split, n, seed, out)]
-
-
-def draw_index(game: Path) -> tuple[int, str]:
-    """A generated game's draw (its trial folder ends with it, e.g. trial_memp_unseen_s1_00043)."""
-    tail = Path(game).name.rsplit("_", 1)[-1]
-    return (int(tail) if tail.isdigit() else -1, str(game))
 
 
 def generated_games(out: Path, n_train: int, n_test: int, seed: int) -> tuple[list[Path], list[Path]]:

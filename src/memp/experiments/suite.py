@@ -420,15 +420,15 @@ class Runner:
         Their memories are independent, so side by side they learn exactly what they would one after
         another, while a round's episodes keep every worker busy.
         """
-        state = []
+        if len({p.max_steps for p in parts}) > 1:
+            raise ValueError("parts played together share one step budget")
+        state = []  # [part, tasks played, its memory] of each unfinished part
         for part in parts:
             part.folder.mkdir(parents=True, exist_ok=True)
             done = self.recorded(part)
             _check_resumed(part, done)
             if len(done) < len(part.tasks):
                 state.append([part, len(done), self.open_part_memory(part, resuming=bool(done))])
-        if len({p.max_steps for p in parts}) > 1:
-            raise ValueError("parts played together share one step budget")
         try:
             while state:
                 batch = [(p.tasks[at], retrieve(m, p.condition, p.tasks[at].task, self.benchmark.tie_break))

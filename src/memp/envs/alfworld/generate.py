@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -439,7 +440,7 @@ def draft_game(
             layout = _place_objects(scene, spec, rng)
         except GenerationError:
             continue
-        trial = f"trial_memp_{split}_s{seed}_{index:05d}" + (f"_{attempt}" if attempt else "")
+        trial = trial_name(split, seed, index, attempt)
         target = spec.toggle if task_type == "look_at_obj_in_light" else spec.parent
         return GameDraft(
             folder=f"{task_type}-{spec.object}-None-{target}-{number}",
@@ -487,3 +488,17 @@ def write_game(draft: GameDraft, root: Path, walkthrough: list[str] | None = Non
     }
     (folder / "game.tw-pddl").write_text(json.dumps(game), encoding="utf-8")
     return folder
+
+
+def trial_name(split: str, seed: int, index: int, attempt: int = 0) -> str:
+    """A generated game's trial folder: its split, seed and draw index (and the retry, if any)."""
+    return f"trial_memp_{split}_s{seed}_{index:05d}" + (f"_{attempt}" if attempt else "")
+
+
+_TRIAL = re.compile(r"trial_memp_.+_s\d+_(\d{5})(?:_\d+)?")
+
+
+def draw_index(game: str | Path) -> int | None:
+    """The draw index in a generated game's trial folder (``trial_name``); None for other games."""
+    found = _TRIAL.fullmatch(Path(game).name)
+    return int(found.group(1)) if found else None

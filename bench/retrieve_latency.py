@@ -108,7 +108,7 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "size": args.size, "queries": len(queries), "k": K, "seed": args.seed,
         "embedder": "minilm (MiniLMEmbedder: all-MiniLM-L6-v2 on ONNX Runtime), in a CachedEmbedder",
-        "retriever": "query", "store": "SQLiteStore(ann=True): hnswlib, default parameters",
+        "retriever": "query", "store": "SQLiteStore(ann=True): the usearch HNSW index, default ANNConfig",
         "corpus_vectors": vector_info}
     with tempfile.TemporaryDirectory(prefix="memp-bench-") as tmp:
         store = SQLiteStore(Path(tmp) / "bench.db", ann=True)

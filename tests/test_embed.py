@@ -220,3 +220,18 @@ def test_unwritable_cache_dir_is_a_clear_error(tmp_path):
     with pytest.raises(EmbeddingError, match="MEMP_CACHE_DIR"):
         MiniLMEmbedder(cache_dir=blocker).embed(["put a mug in the fridge"])
     assert blocker.read_text() == "a file where the cache folder should be"
+
+
+def test_a_service_pool_never_spins_and_an_agents_spins_within_a_pass(export_dir, monkeypatch):
+    from memp.server.rest import build_app
+
+    monkeypatch.setenv("MEMP_CACHE_DIR", str(export_dir))
+
+    def spinning(embedder) -> str:
+        inner = getattr(embedder, "inner", embedder)
+        inner.embed(["load"])
+        return inner._session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    assert spinning(make_embedder("minilm", cache=False)) == "1"
+    app = build_app(str(export_dir / "served.db"), tokens={}, embedder="minilm")
+    assert spinning(app.state.service.config.embedder) == "0"

@@ -120,8 +120,10 @@ class MiniLMEmbedder:
     dim = 384
 
     def __init__(self, batch_size: int = 64, threads: int | None = None,
-                 cache_dir: str | Path | None = None, max_batch_tokens: int = 2048) -> None:
+                 cache_dir: str | Path | None = None, max_batch_tokens: int = 2048,
+                 concurrent: bool = False) -> None:
         self.batch_size = batch_size
+        self.concurrent = concurrent  # serving many callers at once: the pool never spins
         self.max_batch_tokens = max_batch_tokens
         self.threads = threads or _default_threads()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else memp_cache_dir()
@@ -136,10 +138,10 @@ class MiniLMEmbedder:
         model_dir = _offline_model_dir()
         tokenizer = _tokenizer(model_dir)
         path = onnx_model(model_dir, self.cache_dir)
-        session = _open_session(path, self.threads, tokenizer)
+        session = _open_session(path, self.threads, tokenizer, spin=not self.concurrent)
         if session is None:  # damaged in the cache (a disk error, a hand edit): export again
             path = onnx_model(model_dir, self.cache_dir, force=True)
-            session = _open_session(path, self.threads, tokenizer)
+            session = _open_session(path, self.threads, tokenizer, spin=not self.concurrent)
             if session is None:
                 raise EmbeddingError(f"the ONNX export {path} does not reproduce the model; delete "
                                      f"{self.cache_dir / 'onnx'} and retry, or use embedder='minilm-torch'")
@@ -356,7 +358,7 @@ def _fuse(path: Path, model_dir: Path) -> None:
     fused.save_model_to_file(str(path))
 
 
-def _open_session(path: Path, threads: int, tokenizer):
+def _open_session(path: Path, threads: int, tokenizer, spin: bool = True):
     """An ONNX Runtime session on the file, or None when the file is unreadable or its probe
     vector does not come out as stored."""
     try:
@@ -369,11 +371,12 @@ def _open_session(path: Path, threads: int, tokenizer):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    # The pool's threads spin between the operators of one pass (waking a sleeping thread for
-    # each of the graph's small operators cost a sixth of a query's time) but stop when the pass
-    # returns: a pool spinning between calls steals the cores that the other threads (the index,
-    # SQLite, a server's requests) need, and doubled the CPU time per query.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    # With spin, the pool's threads spin between the operators of one pass (waking a sleeping
+    # thread for each of the graph's small operators cost a sixth of a query's time) and stop when
+    # the pass returns: spinning between calls doubled the CPU time per query. A service turns it
+    # off: its request threads need the cores the spinning takes (bench/service_throughput.py:
+    # a fifth fewer requests/s with it).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     options.add_session_config_entry("session.force_spinning_stop", "1")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
@@ -494,14 +497,16 @@ def default_cache_path() -> Path:
     return memp_cache_dir() / "embeddings.sqlite"
 
 
-def make_embedder(name: str = "minilm", cache: bool | str | Path = True) -> Embedder:
+def make_embedder(name: str = "minilm", cache: bool | str | Path = True, *,
+                  concurrent: bool = False) -> Embedder:
     """An embedder by name ('minilm', 'minilm-torch' or 'hashing'), cached on disk unless
-    cache=False. The two MiniLM backends give the same vectors and share the cache."""
+    cache=False. The two MiniLM backends give the same vectors and share the cache.
+    concurrent: for a service, whose many callers share the cores (see MiniLMEmbedder)."""
     if name not in EMBEDDERS:
         raise UnknownStrategyError(
             f"unknown embedder {name!r}; choose one of: {', '.join(sorted(EMBEDDERS))}"
         )
-    inner = EMBEDDERS[name]()
+    inner = MiniLMEmbedder(concurrent=concurrent) if name == "minilm" else EMBEDDERS[name]()
     if cache is False:
         return inner
     path = default_cache_path() if cache is True else Path(cache)

@@ -491,7 +491,7 @@ def _json_lines(body: bytes) -> list[dict[str, Any]]:
 def build_app(db: str, *, tokens: dict[str, str], embedder: str | Embedder = "minilm",
               max_body_bytes: int = DEFAULT_MAX_BODY, **options: Any):
     """The app from a database location and settings."""
-    emb = make_embedder(embedder) if isinstance(embedder, str) else embedder
+    emb = make_embedder(embedder, concurrent=True) if isinstance(embedder, str) else embedder
     config = ServiceConfig(store=open_store(db), tokens=tokens, embedder=emb,
                            max_body_bytes=max_body_bytes, **options)
     return create_app(config)

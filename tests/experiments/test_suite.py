@@ -200,3 +200,21 @@ def test_reused_generated_games_come_back_in_the_order_they_were_drawn(tmp_path)
         (game / "traj_data.json").write_text("{}")
     games = _generate("unseen", 3, 1, str(tmp_path))
     assert [Path(g).parent.name for g in games] == drawn[:3]
+
+
+def test_the_report_shows_only_the_conditions_a_run_played(suite, tmp_path):
+    out, run = suite
+    from memp.experiments import report
+    from memp.experiments.paper import PaperConfig
+
+    bench = ToyBenchmark()
+    played = [r for r in run.records if r.condition != "proceduralization"]  # as after --only
+    t = paper_tables(played, bench.sets, (0, 1), bench.summarise, retrieve="query", k=3, ks=(0, 3))
+    results = {"agent": "toy", "versions": {}, "seconds": 1.0, "seconds_all_runs": 1.0, "machine": {"cores": 1},
+               "usage": t["usage"], "source": "toy", "gold_runs": 3, "n_train_games": 9, "n_test_games": 12,
+               "agent_built_runs": 3}
+    report.write_report(tmp_path, results, t, bench, PaperConfig(seeds=(0, 1), passes=2, group_size=3))
+    md = (tmp_path / "report.md").read_text()
+    table1 = md.split("## Table 1")[1].split("\n## ")[0]
+    assert "| no memory |" in table1 and "| proceduralization |" not in table1 and "| script |" not in table1
+    assert "| expert-built memory |" not in md  # the self-taught table's scale row, not played either

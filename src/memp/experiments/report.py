@@ -109,7 +109,7 @@ def _paper_table(models: dict[str, dict[str, tuple]], ours: dict[str, dict[str, 
     for n in next(iter(models.values())):
         paper = [" / ".join(f"{v:.2f}" for v in rows[n]) if n in rows else "-" for rows in models.values()]
         mine = [" / ".join(_pct(row[n][k]) if k != "steps" and k != "avg_steps" else f"{row[n][k]:.2f}"
-                           for k in keys) if n in row else "-" for row in ours.values()]
+                           for k in keys) if row.get(n, {}).get("n") else "not run" for row in ours.values()]
         lines.append("| " + " | ".join([n, *paper, *mine]) + " |")
     return "\n".join(lines) + "\n"
 
@@ -149,7 +149,8 @@ def write_report(out: Path, results: dict[str, Any], tables: dict[str, Any], ben
                 t1 = tables["table1_build"][name]
                 rows = {"no memory": t1["no memory"], **{f"self-taught {u}": s for u, s in rows.items()},
                         "expert-built memory": t1["proceduralization"]}
-                rows = {name: row for name, row in rows.items() if row.get("n")}  # what this run played
+            if kind == "bars":  # what this run played (--only leaves the other conditions empty)
+                rows = {name: row for name, row in rows.items() if row.get("n")}
             if kind == "claims":
                 md.append("\n".join(f"- {'yes' if c['holds'] else 'no'}: {c['claim']} ({c['evidence']})"
                                     for c in rows) + "\n")

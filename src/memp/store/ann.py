@@ -61,7 +61,7 @@ class ANNConfig:
     threads: int = 0  # threads that build the graph; 0 = every core
     chunk: int = 50_000  # rows read from the database and added at a time
     # Indexes of at least this many vectors are saved beside the database file for the next process
-    # to load (below it, building is about as fast as loading); 0 = never save.
+    # to load (below it, building is about as fast as loading); 0 = never save nor load one.
     save_min: int = 20_000
 
     def __post_init__(self) -> None:

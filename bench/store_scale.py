@@ -128,7 +128,7 @@ def serve(db: str, queries_npy: str, truth_json: str, config: dict) -> dict:
     store.search(NAMESPACE, queries[0], K)  # builds the graph from the file, then saves it
     build = time.perf_counter() - t0 - sum(saving)
     index = store._ann.index(store, NAMESPACE)
-    out = {"config": asdict(cfg), "build_s": round(build, 1), "save_s": round(sum(saving), 1),
+    out = {"config": asdict(cfg), "build_s": round(build, 1), "save_s": round(sum(saving), 2),
            "rss_after_build_mb": peak_rss_mb(),
            "index_memory_mb": round(index._graph.memory_usage / 2**20, 1), "ef_sweep": []}
     for ef in sorted(set(EF_SWEEP) | {cfg.ef_search}):
@@ -158,7 +158,7 @@ def serve_again(db: str, queries_npy: str, truth_json: str, config: dict) -> dic
     t0 = time.perf_counter()
     store.search(NAMESPACE, queries[0], K)  # loads the saved graph (or builds it, if none fits)
     load = time.perf_counter() - t0
-    out = {"load_s": round(load, 1), "vectors_added": int(sum(added)), "rss_after_load_mb": peak_rss_mb()}
+    out = {"load_s": round(load, 2), "vectors_added": int(sum(added)), "rss_after_load_mb": peak_rss_mb()}
     store.search(NAMESPACE, queries[0], K)  # warm
     found, times = timed(lambda q: [r[0] for r, _ in store.search(NAMESPACE, q, K)], queries)
     out.update({**percentiles(times), "recall_at_10": recall(found, truth), "peak_rss_mb": peak_rss_mb()})

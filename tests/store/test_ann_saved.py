@@ -308,3 +308,21 @@ def test_two_processes_saving_at_once_leave_one_loadable_index(tmp_path, added):
     added.clear()
     with SQLiteStore(path, ann=ANN) as store:
         assert _answers(store) == built and added == []
+
+
+def test_a_failed_save_leaves_search_working(tmp_path, caplog):
+    path = tmp_path / "m.db"
+    _fill(path, _texts(N))
+    (tmp_path / "m.db.ann").write_text("a file where the folder would go")
+    with SQLiteStore(path, ann=ANN) as store:
+        assert _exact(path, _answers(store))
+    assert "could not save the index" in caplog.text
+    assert (tmp_path / "m.db.ann").read_text() == "a file where the folder would go"
+
+
+def test_an_in_memory_store_saves_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with SQLiteStore(":memory:", ann=ANN) as store:
+        store.import_records(_records(_texts(N)))
+        assert len(_answers(store)[0]) == 5
+    assert list(tmp_path.iterdir()) == []

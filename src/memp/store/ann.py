@@ -243,14 +243,16 @@ class ANNSearch:
         return index.size >= self.config.save_min and index.unsaved >= max(1, index.size // 10)
 
     def _save(self, store: Any, namespace: str, generation: int, index: HNSWIndex) -> None:
-        identity = store.identity(create=True)
-        if identity is None:
-            return  # the store cannot write its identity now (inside a write transaction): later
+        # Saving only spares the next process a build: whatever fails (a full disk, a read-only
+        # folder or database, a writer holding the lock too long), this search goes on.
         try:
+            identity = store.identity(create=True)
+            if identity is None:
+                return  # the store cannot write its identity now (inside a write transaction): later
             self._saved.save(identity, namespace, generation, index)
-        except OSError as err:  # a full disk or a read-only folder: the index still serves
-            log.warning("could not save the index of namespace %r beside %s (%s); it will be built "
-                        "again by the next process", namespace, self._saved.folder, err)
+        except Exception as err:  # noqa: BLE001 - see above
+            log.warning("could not save the index of namespace %r in %s (%s); the next process will "
+                        "build it again", namespace, self._saved.folder, err)
         index.unsaved = 0  # saved, or not worth retrying on every search
 
     def _refresh(self, store: Any, namespace: str, index: HNSWIndex, lineages: set[str]) -> None:

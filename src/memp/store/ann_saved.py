@@ -115,7 +115,12 @@ class SavedIndexes:
             versions, positions = array("q", saved["versions"].tobytes()), array("q", saved["positions"].tobytes())
         ends = np.cumsum(np.maximum(lengths, 0)).tolist()
         ids = [None if n < 0 else text[end - n:end] for n, end in zip(lengths.tolist(), ends)]
-        return HNSWIndex.restore(manifest["dim"], config, str(graph), ids, versions, positions)
+        try:
+            return HNSWIndex.restore(manifest["dim"], config, str(graph), ids, versions, positions)
+        except RuntimeError:
+            if not graph.exists():  # a newer save removed it since it was checked
+                raise FileNotFoundError(graph) from None
+            raise
 
     # -- saving ----------------------------------------------------------------------------
 

@@ -348,3 +348,18 @@ def test_an_in_memory_store_saves_nothing(tmp_path, monkeypatch):
         store.import_records(_records(_texts(N)))
         assert len(_answers(store)[0]) == 5
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_manifest_naming_other_files_neither_loads_nor_removes_them(tmp_path, added):
+    path = tmp_path / "m.db"
+    built = _built_and_saved(path)
+    victim = tmp_path / "victim.npz"
+    victim.write_text("not memp's")
+    (manifest_path,) = (tmp_path / "m.db.ann").glob("*.json")
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "columns": "../victim.npz"}))
+    added.clear()
+    with SQLiteStore(path, ann=ANN) as store:
+        assert _answers(store) == built and sum(added) == N  # built, and saved again
+    assert victim.read_text() == "not memp's"
+    assert _manifest(path)["columns"] != "../victim.npz"

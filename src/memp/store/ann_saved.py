@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import time
 import zipfile
@@ -93,7 +94,7 @@ class SavedIndexes:
         return None
 
     def _check(self, manifest: dict, identity: int, namespace: str, config: ANNConfig, generation: int) -> None:
-        if manifest.get("format") != FORMAT:
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise _Unfit(f"format {manifest.get('format')!r}, this memp reads {FORMAT}")
         if manifest["identity"] != identity or manifest["namespace"] != namespace:
             raise _Unfit("made for another database or namespace at this path")
@@ -105,8 +106,17 @@ class SavedIndexes:
         if manifest["shape"] != shape:
             raise _Unfit(f"made with {manifest['shape']}, the store uses {shape}")
 
+    def _files(self, manifest: dict) -> tuple[Path, Path]:
+        """The graph and columns files a manifest names: only ever files of this namespace's saves,
+        so neither loading nor the removal of a previous save can reach another file."""
+        stem = self._stem(manifest["namespace"])
+        for name, suffix in ((manifest["graph"], "usearch"), (manifest["columns"], "npz")):
+            if not re.fullmatch(rf"{stem}-[0-9a-f]{{16}}\.{suffix}", str(name)):
+                raise _Unfit(f"names the file {name!r}, not one of its own")
+        return self.folder / manifest["graph"], self.folder / manifest["columns"]
+
     def _read(self, manifest: dict, config: ANNConfig) -> HNSWIndex:
-        graph, columns = self.folder / manifest["graph"], self.folder / manifest["columns"]
+        graph, columns = self._files(manifest)
         for path, (size, crc) in ((graph, manifest["graph_check"]), (columns, manifest["columns_check"])):
             if path.stat().st_size != size or _crc(path) != crc:
                 raise ValueError(f"{path.name} is not the file that was saved (torn or damaged)")
@@ -168,7 +178,8 @@ class SavedIndexes:
     def _previous_files(self, namespace: str) -> list[Path]:
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             manifest = json.loads(self._manifest_path(namespace).read_text())
-            return [self.folder / manifest["graph"], self.folder / manifest["columns"]]
+            if isinstance(manifest, dict) and manifest.get("namespace") == namespace:
+                return list(self._files(manifest))
         return []
 
     def _sweep(self, stem: str, token: str) -> None:

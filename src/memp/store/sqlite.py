@@ -3,7 +3,8 @@
 The queries are the SQL core's (``memp.store.sql``); this module connects, keeps the schema and
 says how vectors are kept. Vectors live beside the procedures as float32 blobs and are searched
 exactly with numpy, or through an HNSW index (``ann=True``, memp.store.ann) that holds them as
-float16 and never loads the float32 matrix. The matrices are cached per (namespace, field)
+float16 and never loads the float32 matrix, saved beside the file (``<path>.ann/``,
+memp.store.ann_saved) for the next process to load. The matrices are cached per (namespace, field)
 (``VectorCache``): this object's writes patch them, and a generation that moved any other way
 (another process wrote) makes them reload.
 """

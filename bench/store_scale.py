@@ -12,7 +12,10 @@ into each engine, and the same queries run top-10 on each:
 - ``memp_ann``: SQLiteStore(path, ann=...), memp's float16 HNSW graph (memp/store/ann.py), in a
   separate *serving process* that only opens the file and answers queries, so its peak resident
   memory (``peak_rss_mb``) is what serving N procedures costs; the graph's build time is the first
-  search's. Its search breadth is swept (``ef_sweep``); the headline row is the default ANNConfig;
+  search's (less ``save_s``, the time it took to save the index beside the file, reported with the
+  folder's size, ``saved_index_mb``). Its search breadth is swept (``ef_sweep``); the headline row
+  is the default ANNConfig. Then ``second_process``: another serving process on the same file, as
+  after a restart: its first search loads the saved index (``load_s``, beside ``build_s``);
 - ``pgvector_hnsw``: PostgresStore.search on a pgserver-started PostgreSQL + pgvector, HNSW index;
 - ``chromadb``: a persistent chromadb collection (cosine HNSW, default parameters), in its own
   process too.
@@ -28,6 +31,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -110,19 +114,22 @@ def exact_truth(matrix: np.ndarray, queries: np.ndarray) -> tuple[list[list[str]
 
 
 def serve(db: str, queries_npy: str, truth_json: str, config: dict) -> dict:
-    """In a fresh process: open the file with the index, build it, answer the queries."""
+    """In a fresh process: open the file with the index, build it (and save it beside the file,
+    as ``memp serve`` does), answer the queries."""
     from memp.store.ann import ANNConfig
     from memp.store.sqlite import SQLiteStore
 
     queries = np.load(queries_npy)
     truth = json.loads(Path(truth_json).read_text())
     cfg = ANNConfig(**config)
-    store = SQLiteStore(db, ann=cfg, read_only=True)
+    store = SQLiteStore(db, ann=cfg)
+    saving = timing(store._ann._saved, "save") if store._ann._saved is not None else [0.0]
     t0 = time.perf_counter()
-    store.search(NAMESPACE, queries[0], K)  # builds the graph from the file
-    build = time.perf_counter() - t0
+    store.search(NAMESPACE, queries[0], K)  # builds the graph from the file, then saves it
+    build = time.perf_counter() - t0 - sum(saving)
     index = store._ann.index(store, NAMESPACE)
-    out = {"config": asdict(cfg), "build_s": round(build, 1), "rss_after_build_mb": peak_rss_mb(),
+    out = {"config": asdict(cfg), "build_s": round(build, 1), "save_s": round(sum(saving), 2),
+           "rss_after_build_mb": peak_rss_mb(),
            "index_memory_mb": round(index._graph.memory_usage / 2**20, 1), "ef_sweep": []}
     for ef in sorted(set(EF_SWEEP) | {cfg.ef_search}):
         index.config = ANNConfig(**{**config, "ef_search": ef})
@@ -136,6 +143,47 @@ def serve(db: str, queries_npy: str, truth_json: str, config: dict) -> dict:
     out["peak_rss_mb"] = peak_rss_mb()
     store.close()
     return out
+
+
+def serve_again(db: str, queries_npy: str, truth_json: str, config: dict) -> dict:
+    """In a fresh process, after ``serve`` saved the index: open the file, load the index (its
+    first search), answer the queries with the default search breadth."""
+    from memp.store.ann import ANNConfig, HNSWIndex
+    from memp.store.sqlite import SQLiteStore
+
+    queries = np.load(queries_npy)
+    truth = json.loads(Path(truth_json).read_text())
+    added = timing(HNSWIndex, "add", count=True)  # vectors added to a graph: 0 when loaded whole
+    store = SQLiteStore(db, ann=ANNConfig(**config), read_only=True)
+    t0 = time.perf_counter()
+    store.search(NAMESPACE, queries[0], K)  # loads the saved graph (or builds it, if none fits)
+    load = time.perf_counter() - t0
+    out = {"load_s": round(load, 2), "vectors_added": int(sum(added)), "rss_after_load_mb": peak_rss_mb()}
+    store.search(NAMESPACE, queries[0], K)  # warm
+    found, times = timed(lambda q: [r[0] for r, _ in store.search(NAMESPACE, q, K)], queries)
+    out.update({**percentiles(times), "recall_at_10": recall(found, truth), "peak_rss_mb": peak_rss_mb()})
+    store.close()
+    return out
+
+
+def timing(owner, name: str, count: bool = False) -> list[float]:
+    """Wrap ``owner.name``: the list it returns gets each call's seconds (or first argument's length)."""
+    calls: list[float] = []
+    method = getattr(owner, name)
+
+    def wrapped(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            calls.append(len(args[1]) if count else time.perf_counter() - t0)
+
+    setattr(owner, name, wrapped)
+    return calls
+
+
+def folder_mb(folder: Path) -> float:
+    return round(sum(p.stat().st_size for p in folder.glob("*")) / 2**20, 1) if folder.exists() else 0.0
 
 
 def chroma(path: str, corpus_npy: str, queries_npy: str, truth_json: str) -> dict:
@@ -158,7 +206,7 @@ def chroma(path: str, corpus_npy: str, queries_npy: str, truth_json: str) -> dic
 
 
 def child(kind: str, *args: str) -> dict:
-    """Run ``kind`` (serve or chroma) in a new process of this Python; its JSON result."""
+    """Run ``kind`` (serve, serve-again or chroma) in a new process of this Python; its JSON result."""
     env = {**os.environ, "PYTHONPATH": str(BENCH.parent / "src")}
     proc = subprocess.run([sys.executable, __file__, f"--{kind}", *args], env=env, capture_output=True,
                           text=True, check=False)
@@ -232,8 +280,14 @@ def bench_size(n: int, n_queries: int, seed: int, workdir: Path, engines: set[st
         with SQLiteStore(db) as store:
             out["sqlite_ingest_per_s"] = round(n / fill(store, texts, matrix), 1)
         out["sqlite_file_mb"] = round(db.stat().st_size / 2**20, 1)
-        out["engines"]["memp_ann"] = child("serve", str(db), str(queries_npy), str(truth_json), json.dumps(config))
+        args = (str(db), str(queries_npy), str(truth_json), json.dumps(config))
+        out["engines"]["memp_ann"] = child("serve", *args)
+        saved = Path(f"{db.resolve()}.ann")
+        out["engines"]["memp_ann"]["saved_index_mb"] = folder_mb(saved)
+        # A second serving process on the same file: it loads the index the first one saved.
+        out["engines"]["memp_ann"]["second_process"] = child("serve-again", *args)
         db.unlink()
+        shutil.rmtree(saved, ignore_errors=True)
         print(f"[{n}] memp_ann {out['engines']['memp_ann']}", flush=True)
     if "pgvector" in engines:
         out["engines"]["pgvector_hnsw"] = bench_pgvector(texts, matrix, queries, truth)
@@ -271,10 +325,14 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the vectors are cached")
     parser.add_argument("--out", default=str(BENCH / "results" / "store_scale.json"))
     parser.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-again", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--chroma", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         print(json.dumps(serve(*args.serve[:3], json.loads(args.serve[3]))))
+        return
+    if args.serve_again:
+        print(json.dumps(serve_again(*args.serve_again[:3], json.loads(args.serve_again[3]))))
         return
     if args.chroma:
         print(json.dumps(chroma(*args.chroma)))

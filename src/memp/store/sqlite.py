@@ -3,13 +3,15 @@
 The queries are the SQL core's (``memp.store.sql``); this module connects, keeps the schema and
 says how vectors are kept. Vectors live beside the procedures as float32 blobs and are searched
 exactly with numpy, or through an HNSW index (``ann=True``, memp.store.ann) that holds them as
-float16 and never loads the float32 matrix. The matrices are cached per (namespace, field)
+float16 and never loads the float32 matrix, saved beside the file (``<path>.ann/``,
+memp.store.ann_saved) for the next process to load. The matrices are cached per (namespace, field)
 (``VectorCache``): this object's writes patch them, and a generation that moved any other way
 (another process wrote) makes them reload.
 """
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import time
 from datetime import datetime
@@ -20,6 +22,7 @@ import numpy as np
 
 from memp._errors import StoreCorruptError, StoreError, StoreVersionError
 from memp.store.ann import ANNConfig, ANNSearch
+from memp.store.ann_saved import SavedIndexes
 from memp.store.base import Ref
 from memp.store.sql import SQLStore, first_schema
 
@@ -56,7 +59,11 @@ class SQLiteStore(SQLStore):
         """
         super().__init__(read_only=read_only)
         self.path = str(path)
-        self._ann = ANNSearch(ann) if ann else None  # a bad option fails here, before the file opens
+        # A bad option fails here, before the file opens. An index is saved beside a file (and only
+        # by a store that may write), so that the next process loads it instead of building it.
+        saved = (None if self.path == ":memory:" else
+                 SavedIndexes(str(Path(self.path).resolve()) + ".ann", writable=not read_only))
+        self._ann = ANNSearch(ann, saved) if ann else None
         if self.path != ":memory:":
             p = Path(self.path)
             if p.is_dir():
@@ -156,6 +163,25 @@ class SQLiteStore(SQLStore):
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+
+    def identity(self, create: bool = False) -> int | None:
+        """A random number naming this database, so that an index saved beside the file is never
+        applied to another database that later sits at the same path. None if it has none yet and
+        ``create`` is false or it cannot be written now (read-only, or inside a write transaction)."""
+        with self._lock:
+            row = self._execute("SELECT value FROM meta WHERE key='identity'").fetchone()
+            if row is not None or not create or self.read_only or self._depth:
+                return None if row is None else int(row[0])
+            # Its own transaction, without a generation bump: no procedure changed, so no cache
+            # in any process needs to reload. OR IGNORE: another process may have just written one.
+            self._begin()
+            try:
+                self._execute("INSERT OR IGNORE INTO meta VALUES ('identity', ?)", (secrets.randbits(62) + 1,))
+                self._execute("COMMIT")
+            except BaseException:
+                self._execute("ROLLBACK")
+                raise
+            return int(self._execute("SELECT value FROM meta WHERE key='identity'").fetchone()[0])
 
     def check(self) -> list[str]:
         """SQLite's integrity check: an empty list means the file is sound."""

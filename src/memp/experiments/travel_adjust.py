@@ -82,7 +82,9 @@ def fixes_for(constraint: str, reason: str | None) -> tuple[Check, ...]:
 
 def withdrawals_for(constraint: str, applied: set[Check]) -> tuple[Check, ...]:
     """The applied checks one failed constraint withdraws: on a budget failure, the Filters on a
-    priced choice that guard no constraint (they narrowed the choice and protected nothing)."""
+    priced choice that guard no constraint (they narrowed the choice and protected nothing).
+
+    No failure calls for a check withdrawn here, so a later lesson never adds it back."""
     if constraint != "Budget":
         return ()
     return tuple(sorted(c for c in applied if c.verb == "Filter" and c.kind in PRICED and c not in GUARDS))
@@ -157,7 +159,7 @@ def with_fixes(procedure: Procedure, failed: Trajectory) -> Fixed | None:
     withdrawn: list[Check] = []
     for failure in failures:
         name, reason = str(failure.get("constraint", "")), failure.get("reason")
-        new = [c for c in fixes_for(name, reason) if c not in present | skipped and c not in added]
+        new = [c for c in fixes_for(name, reason) if c not in present and c not in added]
         gone = [c for c in withdrawals_for(name, applied) if c not in skipped and c not in withdrawn]
         for check in new:
             script = insert_check(script, check)

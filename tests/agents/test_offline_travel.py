@@ -157,7 +157,8 @@ def test_a_withdrawn_check_is_not_made_even_when_another_procedure_names_it(trav
     from memp.envs.travelplanner.procedures import parse_skip, tool_of
 
     occupancy = Check("accommodation", "occupancy")
-    assert parse_skip("Skip[accommodation, occupancy]") == occupancy and tool_of("Skip[accommodation, occupancy]") is None
+    assert parse_skip("Skip[accommodation, occupancy]") == occupancy
+    assert tool_of("Skip[accommodation, occupancy]") is None
     assert parse_skip("Skip[accommodation, breakfast]") is None and parse_skip(occupancy.line) is None
     names = Procedure(key="a trip", script=["AccommodationSearch[{city}]", occupancy.line])
     withdraws = Procedure(key="a trip", script=["AccommodationSearch[{city}]", "Skip[accommodation, occupancy]"])

@@ -148,3 +148,31 @@ def test_a_check_made_is_recorded_even_when_it_ruled_nothing_out(travel_db, trav
         assert len(notes) == 1 and notes[0].observation.startswith("visiting ")
         visited = {d["current_city"] for d in run.metadata["plan"] if " to " not in d["current_city"]}
         assert all(city in notes[0].observation for city in visited)
+
+
+def test_a_withdrawn_check_is_not_made_even_when_another_procedure_names_it(travel_db, travel_train):
+    """Skip[kind, criterion] wins over the union of the retrieved procedures, is never explored,
+    and is recorded as a step so a passing run teaches the withdrawal in turn."""
+    from memp.agents.offline_travel import Exploration
+    from memp.envs.travelplanner.procedures import parse_skip, tool_of
+
+    occupancy = Check("accommodation", "occupancy")
+    assert parse_skip("Skip[accommodation, occupancy]") == occupancy
+    assert tool_of("Skip[accommodation, occupancy]") is None
+    assert parse_skip("Skip[accommodation, breakfast]") is None and parse_skip(occupancy.line) is None
+    names = Procedure(key="a trip", script=["AccommodationSearch[{city}]", occupancy.line])
+    withdraws = Procedure(key="a trip", script=["AccommodationSearch[{city}]", "Skip[accommodation, occupancy]"])
+    assert occupancy in read_procedures([names]).checks
+    ins = read_procedures([names, withdraws])
+    assert occupancy not in ins.checks and ins.skipped == frozenset({occupancy})
+
+    q = next(q for q in travel_train if q.people_number > 1)
+    hits = [RetrievalHit(procedure=p, score=1.0) for p in (names, withdraws)]
+    run = OfflineTravelPlanner(explore=Exploration(rate=1.0)).run(TravelEnv(q, travel_db), hits)
+    assert occupancy.line not in run.metadata["checks"] and occupancy.line not in run.metadata["explored"]
+    assert run.metadata["skipped"] == [occupancy.line]
+    assert not any(s.action == occupancy.line for s in run.steps)
+    assert [s.action for s in run.steps].count("Skip[accommodation, occupancy]") == 1
+    # Without the withdrawal the same planner makes the check.
+    named_only = OfflineTravelPlanner().run(TravelEnv(q, travel_db), hits[:1])
+    assert any(s.action == occupancy.line for s in named_only.steps)

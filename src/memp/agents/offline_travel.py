@@ -12,7 +12,9 @@ The checks it makes come from memory. Retrieved procedures are read as ``Instruc
 or ``Prefer[restaurant, cheapest]`` switch on the corresponding check, and the order in which a
 procedure used FlightSearch and GoogleDistanceMatrix sets the order in which modes are tried.
 Every check it applies is recorded as a step of the trajectory (with what it kept), so a
-successful run teaches the same checks to memory in turn.
+successful run teaches the same checks to memory in turn. A check memory withdraws
+(``Skip[kind, criterion]``, a lesson from a failed run) is not made even if another procedure
+names it, and the withdrawal is recorded as a step too, so a success passes the lesson on.
 
 On training queries it may also explore (``Exploration``): besides the checks memory names, it
 tries some of its repertoire's other checks, chosen at random (seeded), and records which ones in
@@ -43,7 +45,7 @@ from memp.envs.travelplanner.observe import (
     parse_distance,
     parse_table,
 )
-from memp.envs.travelplanner.procedures import CHECKS, Check, Instructions, read_procedures
+from memp.envs.travelplanner.procedures import CHECKS, Check, Instructions, read_procedures, skip_line
 from memp.envs.travelplanner.queries import TravelQuery
 from memp.types import RetrievalHit, Trajectory
 
@@ -108,8 +110,10 @@ class Exploration:
         self._rng = random.Random(self.seed)
 
     def trials(self, ins: Instructions) -> frozenset[Check]:
-        """The checks to try on top of ``ins`` (drawn in the repertoire's fixed order)."""
-        return frozenset(c for c in CHECKS if c not in ins.checks and self._rng.random() < self.rate)
+        """The checks to try on top of ``ins`` (drawn in the repertoire's fixed order); a check
+        memory withdrew is not tried (one draw per check all the same, so the stream stays aligned)."""
+        return frozenset(c for c in CHECKS if c not in ins.checks and self._rng.random() < self.rate
+                         and c not in ins.skipped)
 
 
 class OfflineTravelPlanner:
@@ -126,6 +130,8 @@ class OfflineTravelPlanner:
         ins = read_procedures(h.procedure for h in memory) if memory else Instructions()
         explored = self.explore.trials(ins) if self.explore else frozenset()
         ep = _Episode(env, query, replace(ins, checks=ins.checks | explored))
+        for check in sorted(ins.skipped):
+            env.note(skip_line(check), f"not made: withdrawn by memory ({CHECKS[check]})")
         cities, legs = self._route(ep)
         plan = self._plan(ep, cities, legs)
         env.note(f"Planner[{query.query or query.dest}]", _plan_summary(plan))
@@ -133,6 +139,7 @@ class OfflineTravelPlanner:
             "followed": ins.followed,
             "checks": sorted(c.line for c in ep.ins.checks),
             "explored": sorted(c.line for c in explored),
+            "skipped": sorted(c.line for c in ins.skipped),
         })
 
     # --- where to go and how -------------------------------------------------------------

@@ -6,6 +6,12 @@ writes a new version of the followed procedure with the check that guards each o
 right after the search the check reads (or appended, with that search, when the script has none).
 Failures no check can prevent (a venue outside the sandbox, say) teach nothing.
 
+A failure can also withdraw a check (``Skip[kind, criterion]``). The budget is a sum of prices,
+and a Filter only narrows the options a price is chosen from, so it can only raise that price.
+When the budget fails, a Filter on a priced choice that guards none of the evaluator's
+constraints (no failure calls for it) was all cost and no protection: the lesson withdraws it
+(``withdrawals_for``). A success cannot teach that; only the failed run shows it.
+
 ``TravelAdjustmentUpdater`` (what ``travel_memory`` uses for ``update="adjustment"``) also learns
 from a failed run that followed no procedure, which the generic updater skips: it stores the run's
 own procedure with the checks its failures call for (``TravelAdjuster.lesson``). So from empty
@@ -25,7 +31,9 @@ from memp.envs.travelplanner.procedures import (
     KIND_TOOLS,
     Check,
     parse_check,
+    parse_skip,
     procedure_lines,
+    skip_line,
     tool_of,
     travel_abstraction,
 )
@@ -47,8 +55,16 @@ FIXES: dict[str, tuple[Check, ...]] = {
     "Diverse Restaurants": (Check("restaurant", "not visited"),),
     "Diverse Attractions": (Check("attraction", "not visited"),),
     "Reasonable City Route": (Check("city", "reachable"),),
-    "Budget": CHEAPEST + (Check("accommodation", "occupancy"),),
+    # Not occupancy: Prefer[accommodation, cheapest] already prices the units a party needs, so
+    # dropping listings too small for the party only narrows the choice (see withdrawals_for).
+    "Budget": CHEAPEST,
 }
+COMPLETE_INFORMATION_FIXES = (Check("city", "reachable"), Check("transportation", "same mode"),
+                              Check("city", "has venues"))
+# The checks some failure calls for; any other check protects no constraint.
+GUARDS = frozenset(c for fixes in FIXES.values() for c in fixes) | frozenset(COMPLETE_INFORMATION_FIXES)
+# The kinds of choice the budget adds up (the official total: legs, meals, stays).
+PRICED = ("transportation", "flight", "accommodation", "restaurant")
 
 
 def fixes_for(constraint: str, reason: str | None) -> tuple[Check, ...]:
@@ -57,59 +73,109 @@ def fixes_for(constraint: str, reason: str | None) -> tuple[Check, ...]:
         # A leg without transport, or too few cities: the route was not reachable.
         text = (reason or "").lower()
         if "transportation" in text or "city number" in text:
-            return (Check("city", "reachable"), Check("transportation", "same mode"))
+            return COMPLETE_INFORMATION_FIXES[:2]
         if any(f"no {what}" in text for what in ("attaction", "attraction", "meal", "accommodation")):
-            return (Check("city", "has venues"),)
+            return COMPLETE_INFORMATION_FIXES[2:]
         return ()
     return FIXES.get(constraint, ())
 
 
-def insert_check(script: Sequence[str], check: Check) -> list[str]:
-    """The script with ``check`` after the last search it reads (appended with one if none)."""
+def withdrawals_for(constraint: str, applied: set[Check]) -> tuple[Check, ...]:
+    """The applied checks one failed constraint withdraws: on a budget failure, the Filters on a
+    priced choice that guard no constraint (they narrowed the choice and protected nothing).
+
+    No failure calls for a check withdrawn here, so a later lesson never adds it back."""
+    if constraint != "Budget":
+        return ()
+    return tuple(sorted(c for c in applied if c.verb == "Filter" and c.kind in PRICED and c not in GUARDS))
+
+
+def insert_check(script: Sequence[str], check: Check, line: str | None = None) -> list[str]:
+    """The script with ``check`` (or ``line`` about it, such as its Skip) after the last search it
+    reads (appended with one if none)."""
     lines = list(script)
+    new = line or check.line
     tools = KIND_TOOLS[check.kind]
     anchor = None
-    for i, line in enumerate(lines):
-        if tool_of(line) in tools:
+    for i, text in enumerate(lines):
+        if tool_of(text) in tools:
             anchor = i
     if anchor is None:
         # Before the final Planner step, if any.
         end = len(lines) - 1 if lines and tool_of(lines[-1]) == "Planner" else len(lines)
-        return [*lines[:end], f"{KIND_TOOL[check.kind]}[{{city}}]", check.line, *lines[end:]]
+        return [*lines[:end], f"{KIND_TOOL[check.kind]}[{{city}}]", new, *lines[end:]]
     # After the checks already attached to that search.
     at = anchor + 1
-    while at < len(lines) and parse_check(lines[at]) is not None:
+    while at < len(lines) and (parse_check(lines[at]) is not None or parse_skip(lines[at]) is not None):
         at += 1
-    return [*lines[:at], check.line, *lines[at:]]
+    return [*lines[:at], new, *lines[at:]]
 
 
-def with_fixes(procedure: Procedure, failed: Trajectory) -> tuple[list[str], list[str], list[Check]] | None:
-    """(script, notes, checks added): ``procedure`` taught the checks ``failed``'s failures call for.
+def withdraw_check(script: Sequence[str], check: Check) -> list[str]:
+    """The script without ``check``'s lines, and with its Skip after the search it reads."""
+    return insert_check([line for line in script if parse_check(line) != check], check, skip_line(check))
 
-    None when every such check is already there (or no check can prevent those failures).
+
+@dataclass(frozen=True)
+class Fixed:
+    """What a failed run teaches a procedure: its new script and notes, the checks it adds and
+    the checks it withdraws."""
+
+    script: list[str]
+    notes: list[str]
+    added: list[Check]
+    withdrawn: list[Check]
+
+    def checks(self, procedure: Procedure) -> list[str]:
+        """The lines of the checks the taught procedure makes."""
+        present = {c for line in procedure_lines(procedure) if (c := parse_check(line))}
+        return sorted(c.line for c in (present | set(self.added)) - set(self.withdrawn))
+
+
+def _applied(procedure: Procedure, failed: Trajectory) -> set[Check]:
+    """The checks the failed run made: those it reports (its procedures' union and what it
+    explored), else the ones this procedure names."""
+    lines = failed.metadata.get("checks")
+    if lines is None:
+        lines = procedure_lines(procedure)
+    return {c for line in lines if (c := parse_check(str(line)))}
+
+
+def with_fixes(procedure: Procedure, failed: Trajectory) -> Fixed | None:
+    """``procedure`` taught the checks ``failed``'s failures call for, less those they withdraw.
+
+    None when there is nothing new to teach: every such check is already there and every
+    withdrawal already written (or no check can prevent those failures).
     """
     failures = failed.metadata.get("failures") or []
-    present = {c for line in procedure_lines(procedure) if (c := parse_check(line))}
+    lines = procedure_lines(procedure)
+    present = {c for line in lines if (c := parse_check(line))}
+    skipped = {c for line in lines if (c := parse_skip(line))}
+    applied = _applied(procedure, failed)
     ab = travel_abstraction()
     script = list(procedure.script) or [s.action for s in procedure.steps if not ab.is_noop(s)]
     notes = list(procedure.notes)
     added: list[Check] = []
+    withdrawn: list[Check] = []
     for failure in failures:
         name, reason = str(failure.get("constraint", "")), failure.get("reason")
         new = [c for c in fixes_for(name, reason) if c not in present and c not in added]
+        gone = [c for c in withdrawals_for(name, applied) if c not in skipped and c not in withdrawn]
         for check in new:
             script = insert_check(script, check)
+        for check in gone:
+            script = withdraw_check(script, check)
         added += new
-        if new:
-            notes.append(f"{name} failed ({str(reason or '')[:90]}): added " + ", ".join(c.line for c in new))
-    if not added:
+        withdrawn += gone
+        taught = [f"added {', '.join(c.line for c in new)}"] if new else []
+        if gone:
+            taught.append(f"withdrew {', '.join(c.line for c in gone)} (it narrowed a priced choice "
+                          "and guards no constraint)")
+        if taught:
+            notes.append(f"{name} failed ({str(reason or '')[:90]}): " + "; ".join(taught))
+    if not added and not withdrawn:
         return None
-    return script, list(dict.fromkeys(notes))[-MAX_NOTES:], added
-
-
-def _checks(procedure: Procedure, added: list[Check]) -> list[str]:
-    present = {c.line for line in procedure_lines(procedure) if (c := parse_check(line))}
-    return sorted(present | {c.line for c in added})
+    return Fixed(script, list(dict.fromkeys(notes))[-MAX_NOTES:], added, withdrawn)
 
 
 class TravelAdjuster:
@@ -120,9 +186,8 @@ class TravelAdjuster:
         if fixed is None:
             # Nothing this adjuster can teach; repeated failures retire it by deprecation.
             return None
-        script, notes, added = fixed
-        return next_version(procedure, failed, script=script, notes=notes,
-                            extra={**procedure.extra, "checks": _checks(procedure, added)})
+        return next_version(procedure, failed, script=fixed.script, notes=fixed.notes,
+                            extra={**procedure.extra, **_taught(procedure, fixed)})
 
     def lesson(self, built: Procedure, failed: Trajectory) -> Procedure | None:
         """A new procedure from a failed run that followed none: what it did, plus the checks
@@ -130,9 +195,17 @@ class TravelAdjuster:
         fixed = with_fixes(built, failed)
         if fixed is None:
             return None
-        script, notes, added = fixed
-        return built.model_copy(update={"script": script, "notes": notes, "extra": {
-            **built.extra, "checks": _checks(built, added), "lesson_from_failure": failed.id}})
+        return built.model_copy(update={"script": fixed.script, "notes": fixed.notes, "extra": {
+            **built.extra, **_taught(built, fixed), "lesson_from_failure": failed.id}})
+
+
+def _taught(procedure: Procedure, fixed: Fixed) -> dict[str, list[str]]:
+    """``extra`` of a taught procedure: the checks it makes, and the ones it withdraws if any."""
+    skipped = {c for line in procedure_lines(procedure) if (c := parse_skip(line))} | set(fixed.withdrawn)
+    out = {"checks": fixed.checks(procedure)}
+    if skipped:
+        out["skipped"] = sorted(skip_line(c) for c in skipped)
+    return out
 
 
 @dataclass(frozen=True)

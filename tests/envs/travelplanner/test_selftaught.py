@@ -88,3 +88,91 @@ def test_posterior_deprecation_waits_for_evidence():
     # P(rate < 0.5) under Beta(1, 4) is 1 - 0.5^4.
     assert abs(rule.belief_below(ProcedureStats(uses=3, successes=0)) - 0.9375) < 1e-12
     assert "P(success rate < 0.5) = 0.969" in rule.reason(ProcedureStats(uses=4, successes=0))
+
+
+OCCUPANCY = Check("accommodation", "occupancy")
+
+
+def test_a_budget_failure_withdraws_the_filter_that_guards_no_constraint():
+    """The budget is a sum of prices and a Filter only narrows a choice: on a budget failure, a
+    Filter on a priced choice that no constraint calls for is withdrawn; the others stay."""
+    from memp.envs.travelplanner.procedures import CHECKS, parse_skip
+    from memp.experiments.travel_adjust import GUARDS, fixes_for, withdrawals_for
+
+    # Of the whole repertoire, only occupancy guards nothing; Budget no longer calls for it.
+    assert withdrawals_for("Budget", set(CHECKS)) == (OCCUPANCY,)
+    assert OCCUPANCY not in GUARDS and OCCUPANCY not in fixes_for("Budget", "...")
+    assert withdrawals_for("Budget", set(CHECKS) - {OCCUPANCY}) == ()
+    assert withdrawals_for("Room Type", set(CHECKS)) == ()  # only the cost constraint withdraws
+
+    procedure = Procedure(key="a trip", script=["AccommodationSearch[Houston]", OCCUPANCY.line,
+                                                "Prefer[accommodation, cheapest]", "RestaurantSearch[Houston]"])
+    failed = _failed(("Budget", "The total cost exceeds the budget (2262 > 2200)."))
+    failed.metadata["checks"] = [OCCUPANCY.line, "Prefer[accommodation, cheapest]"]
+    revised = TravelAdjuster().revise(procedure, failed)
+    assert revised is not None and revised.version == 2
+    # The filter's line makes way for its Skip after the search; the missing Prefers come in too.
+    assert revised.script == ["AccommodationSearch[Houston]", "Prefer[accommodation, cheapest]",
+                              "Skip[accommodation, occupancy]", "RestaurantSearch[Houston]",
+                              "Prefer[restaurant, cheapest]", "GoogleDistanceMatrix[{city}]",
+                              "Prefer[transportation, cheapest]", "FlightSearch[{city}]", "Prefer[flight, cheapest]"]
+    assert OCCUPANCY.line not in revised.extra["checks"]
+    assert revised.extra["skipped"] == ["Skip[accommodation, occupancy]"]
+    assert "withdrew Filter[accommodation, occupancy]" in revised.notes[-1]
+    ins = read_procedures([revised])
+    assert OCCUPANCY not in ins.checks and OCCUPANCY in ins.skipped
+    assert {parse_skip(line) for line in revised.script} - {None} == {OCCUPANCY}
+    # The same failure again teaches nothing new.
+    assert TravelAdjuster().revise(revised, failed) is None
+
+
+def test_the_withdrawal_is_learned_from_what_the_run_made_not_only_what_the_procedure_names():
+    """The planner makes the union of k procedures plus what it explores: a budget failure that
+    made the check withdraws it in the followed procedure even if that one never named it."""
+    procedure = Procedure(key="a trip", script=["AccommodationSearch[Houston]", "Prefer[accommodation, cheapest]"])
+    cheap = ["Prefer[accommodation, cheapest]", "Prefer[flight, cheapest]", "Prefer[restaurant, cheapest]",
+             "Prefer[transportation, cheapest]"]
+    made = _failed(("Budget", "The total cost exceeds the budget (1 > 0)."))
+    made.metadata["checks"] = [*cheap, OCCUPANCY.line]
+    revised = TravelAdjuster().revise(procedure, made)
+    assert revised is not None and "Skip[accommodation, occupancy]" in revised.script
+    # A budget failure that did not make it leaves it alone: nothing to teach here.
+    not_made = _failed(("Budget", "The total cost exceeds the budget (1 > 0)."))
+    not_made.metadata["checks"] = cheap
+    assert TravelAdjuster().revise(procedure.model_copy(update={"script": procedure.script + cheap[1:]}),
+                                   not_made) is None
+
+
+@needs_data
+def test_a_failed_training_query_withdraws_the_check_for_a_later_similar_query(db, train, tmp_path):
+    """Train query 33 (2 people, 3 days) fails its budget with every check made: the occupancy
+    filter kept only listings for two, dearer than two units of a single. Adjustment withdraws
+    the check; a later query of the same kind then stays within its budget. Validation, from the
+    same failure, learns nothing and the later query still fails."""
+    from memp.envs.travelplanner import load_queries
+    from memp.envs.travelplanner.procedures import CHECKS
+    from memp.types import RetrievalHit
+
+    from .conftest import DATA
+
+    q = train[33]
+    later = next(v for v in load_queries(DATA / "queries" / "validation.jsonl") if v.idx == 139)
+    every = Procedure(key="every check", script=[c.line for c in CHECKS])
+    seeded = OfflineTravelPlanner().run(TravelEnv(q, db), [RetrievalHit(procedure=every, score=1.0)])
+    assert "Budget" in {f["constraint"] for f in seeded.metadata["failures"]}
+    outcomes = {}
+    for update in ("adjustment", "validation"):
+        memory = travel_memory(tmp_path / f"{update}.db", update=update, build="script",
+                               embedder=HashingEmbedder(), k=1)
+        memory.add(seeded)  # a procedure that names every check, occupancy included
+        hits = memory.retrieve(task_for(q))
+        run = OfflineTravelPlanner().run(TravelEnv(q, db), hits)
+        assert OCCUPANCY.line in run.metadata["checks"] and not run.success
+        report = memory.update(run, hits)
+        assert bool(report.revised) is (update == "adjustment")
+        again = OfflineTravelPlanner().run(TravelEnv(later, db), memory.retrieve(task_for(later)))
+        outcomes[update] = (OCCUPANCY.line in again.metadata["checks"],
+                            {f["constraint"] for f in again.metadata["failures"]})
+        memory.close()
+    assert outcomes["adjustment"] == (False, set())
+    assert outcomes["validation"][0] and "Budget" in outcomes["validation"][1]

@@ -5,12 +5,18 @@ syntax (``AccommodationSearch[Houston]``); checks are lines of their own::
 
     Filter[accommodation, minimum nights]     drop listings whose minimum stay is too long
     Prefer[restaurant, cheapest]              among what is left, take the cheapest first
+    Skip[accommodation, occupancy]            do not make this check, whichever procedure names it
 
 Gold and agent trajectories record a check as a step right after the search it applies to, so
 every build strategy keeps it: the script builder sees an effective step (its observation says
 what the check kept), and the trajectory builder keeps the step itself. ``read_procedures`` turns
 retrieved procedures back into ``Instructions`` for the LLM-free planner. Nothing here knows
 *which* checks a task needs; that is what memory is for.
+
+A ``Skip`` line withdraws a check of the same vocabulary: only a lesson from a failed run writes
+one (``memp.experiments.travel_adjust``), and it wins over the procedures that name the check,
+since the planner makes the union of what its k procedures name and one of them would otherwise
+bring the check back.
 """
 
 from __future__ import annotations
@@ -98,6 +104,7 @@ KIND_TOOLS = {
 }
 
 _CHECK = re.compile(r"^\s*(Filter|Prefer)\[\s*([a-z]+)\s*,\s*([a-z ]+?)\s*\]\s*$", re.IGNORECASE)
+_SKIP = re.compile(r"^\s*Skip\[\s*([a-z]+)\s*,\s*([a-z ]+?)\s*\]\s*$", re.IGNORECASE)
 _TOOL = re.compile(r"^\s*(\w+)\[(.*)\]\s*$", re.DOTALL)
 MODES = ("flight", "self-driving", "taxi")
 
@@ -111,9 +118,22 @@ def parse_check(line: str) -> Check | None:
     return check if check in CHECKS else None
 
 
+def parse_skip(line: str) -> Check | None:
+    """``Skip[accommodation, occupancy]`` -> the withdrawn Check, or None for any other line."""
+    match = _SKIP.match(line)
+    if not match:
+        return None
+    check = Check(match.group(1).lower(), match.group(2).lower())
+    return check if check in CHECKS else None
+
+
+def skip_line(check: Check) -> str:
+    return f"Skip[{check.kind}, {check.criterion}]"
+
+
 def tool_of(line: str) -> str | None:
     match = _TOOL.match(line)
-    return match.group(1) if match and parse_check(line) is None else None
+    return match.group(1) if match and parse_check(line) is None and parse_skip(line) is None else None
 
 
 def mode_of(line: str) -> str | None:
@@ -131,9 +151,11 @@ def mode_of(line: str) -> str | None:
 
 @dataclass
 class Instructions:
-    """What the planner follows: the checks to make and the order to try transport modes in."""
+    """What the planner follows: the checks to make, the checks withdrawn (never made, not even
+    to explore), and the order to try transport modes in."""
 
     checks: frozenset[Check] = frozenset()
+    skipped: frozenset[Check] = frozenset()
     modes: tuple[str, ...] = MODES
     followed: list[str] = field(default_factory=list)
 
@@ -150,12 +172,14 @@ def procedure_lines(procedure: Procedure, abstraction: Abstraction | None = None
 
 
 def read_procedures(procedures: Iterable[Procedure]) -> Instructions:
-    """Instructions from the procedures retrieved for a task (the union of their checks).
+    """Instructions from the procedures retrieved for a task: the union of their checks, less
+    the union of the checks they withdraw.
 
     The transport modes are tried in the order the first procedure used them; modes it never
     used follow in the default order, so a trip the procedure's mode cannot make still gets one.
     """
     checks: set[Check] = set()
+    skipped: set[Check] = set()
     modes: list[str] = []
     followed: list[str] = []
     for procedure in procedures:
@@ -164,8 +188,12 @@ def read_procedures(procedures: Iterable[Procedure]) -> Instructions:
             check = parse_check(line)
             if check is not None:
                 checks.add(check)
+            withdrawn = parse_skip(line)
+            if withdrawn is not None:
+                skipped.add(withdrawn)
             mode = mode_of(line)
             if mode and mode not in modes:
                 modes.append(mode)
     modes += [m for m in MODES if m not in modes]
-    return Instructions(checks=frozenset(checks), modes=tuple(modes), followed=followed)
+    return Instructions(checks=frozenset(checks - skipped), skipped=frozenset(skipped), modes=tuple(modes),
+                        followed=followed)

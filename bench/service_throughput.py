@@ -60,13 +60,14 @@ WRITES = ("record", "outcome", "deprecate", "restore")
 
 def start_service(db: Path, token: str, embedder: str, workdir: Path) -> tuple[subprocess.Popen, str]:
     """`memp serve` on ``db`` in a child process, on a port the OS picked. The embedder is what
-    make_embedder(embedder) gives, with its vector cache in workdir rather than the user's."""
+    `memp serve` makes (make_embedder(embedder, concurrent=True): ONNX Runtime's threads never
+    spin), with its vector cache in workdir rather than the user's."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code = ("from memp.server.rest import serve; from memp.embed import CachedEmbedder, EMBEDDERS; "
+    code = ("from memp.server.rest import serve; from memp.embed import make_embedder; "
             f"serve({str(db)!r}, host='127.0.0.1', port={port}, tokens={{{token!r}: {NAMESPACE!r}}}, "
-            f"embedder=CachedEmbedder(EMBEDDERS[{embedder!r}](), {str(workdir / 'embeddings.sqlite')!r}))")
+            f"embedder=make_embedder({embedder!r}, {str(workdir / 'embeddings.sqlite')!r}, concurrent=True))")
     env = {**os.environ, "PYTHONPATH": str(BENCH.parent / "src")}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

@@ -119,9 +119,11 @@ class MiniLMEmbedder:
     name = "all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, batch_size: int = 64, threads: int | None = None,
-                 cache_dir: str | Path | None = None, max_batch_tokens: int = 2048,
+    def __init__(self, batch_size: int = 32, threads: int | None = None,
+                 cache_dir: str | Path | None = None, max_batch_tokens: int = 1024,
                  concurrent: bool = False) -> None:
+        # Passes of at most 32 texts and 1,024 tokens (padding included) keep a layer's activations
+        # in the cache: a tenth faster per text than 64 and 2,048 (bench/ingest.py).
         self.batch_size = batch_size
         self.concurrent = concurrent  # serving many callers at once: the pool never spins
         self.max_batch_tokens = max_batch_tokens
@@ -253,7 +255,7 @@ def _mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 # Bump when the export below changes in a way that changes the file: old exports are then ignored.
-_EXPORT_FORMAT = 2  # 2: the transformer's operators fused (see _fuse)
+_EXPORT_FORMAT = 1
 # A text embedded by torch at export time and stored in the file; on load ONNX Runtime must
 # reproduce it, so a damaged or foreign file is never used.
 _PROBE = "put a clean mug in the coffee machine, then plan a 3-day trip from Seattle to Denver"
@@ -329,7 +331,6 @@ def _export(model_dir: Path, target: Path) -> None:
                           input_names=["input_ids", "attention_mask"], output_names=["token_vectors"],
                           dynamic_axes={n: {0: "batch", 1: "tokens"} for n in
                                         ("input_ids", "attention_mask", "token_vectors")})
-    _fuse(target, model_dir)
     encoding = _tokenizer(model_dir).encode(_PROBE)
     probe_ids = torch.tensor([encoding.ids])
     with torch.no_grad():
@@ -338,24 +339,6 @@ def _export(model_dir: Path, target: Path) -> None:
     graph = onnx.load(str(target))
     onnx.helper.set_model_props(graph, {"memp_probe": json.dumps(probe.tolist())})
     onnx.save(graph, str(target))
-
-
-def _fuse(path: Path, model_dir: Path) -> None:
-    """Rewrite the traced graph with ONNX Runtime's fused BERT operators, in place.
-
-    The tracer leaves each layer as some forty small operators; the fused graph has one
-    attention, one layer-norm-with-residual and one bias-GELU operator per layer, which cuts a
-    short query's embedding time by about a sixth (bench/retrieve_latency.py) and gives the same
-    vectors (the probe is checked after the rewrite, in _open_session)."""
-    from onnxruntime.transformers import optimizer
-
-    config = json.loads((model_dir / "config.json").read_text())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fused = optimizer.optimize_model(str(path), model_type="bert", opt_level=0,
-                                         num_heads=config["num_attention_heads"],
-                                         hidden_size=config["hidden_size"])
-    fused.save_model_to_file(str(path))
 
 
 def _open_session(path: Path, threads: int, tokenizer, spin: bool = True):
@@ -375,9 +358,11 @@ def _open_session(path: Path, threads: int, tokenizer, spin: bool = True):
     # thread for each of the graph's small operators cost a sixth of a query's time) and stop when
     # the pass returns: spinning between calls doubled the CPU time per query. A service turns it
     # off: its request threads need the cores the spinning takes (bench/service_throughput.py:
-    # a fifth fewer requests/s with it).
+    # a fifth fewer requests/s with it). (ONNX Runtime's fused BERT operators were tried too: a
+    # tenth faster for one query, a tenth slower for batches, so the graph stays as exported.)
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    options.add_session_config_entry("session.force_spinning_stop", "1")
+    if spin:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     try:

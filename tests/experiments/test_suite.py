@@ -218,3 +218,26 @@ def test_the_report_shows_only_the_conditions_a_run_played(suite, tmp_path):
     table1 = md.split("## Table 1")[1].split("\n## ")[0]
     assert "| no memory |" in table1 and "| proceduralization |" not in table1 and "| script |" not in table1
     assert "| expert-built memory |" not in md  # the self-taught table's scale row, not played either
+
+
+def test_an_online_curve_comes_with_memory_off_on_the_same_tasks_per_group(suite, tmp_path):
+    out, run = suite
+    from memp.experiments import report
+    from memp.experiments.paper import PaperConfig
+
+    bench = ToyBenchmark()
+    t = paper_tables(run.records, bench.sets, (0, 1), bench.summarise, retrieve="query", k=3, ks=(0, 3))
+    name = bench.sets[0]
+    online = [r for r in run.records if r.condition == "online vanilla" and r.set == name]
+    off = {(r.seed, r.task_id): r.success for r in run.records if r.condition == "no memory" and r.set == name}
+    baseline = t["figure3_memory_off"][name]
+    assert [p["group"] for p in baseline] == [p["group"] for p in t["figure3_update"][name]["vanilla"]]
+    for point in baseline:
+        tasks = [(r.seed, r.task_id) for r in online if r.group == point["group"]]
+        assert point["n"] == len(tasks)
+        assert point["success_rate"] == pytest.approx(sum(off[k] for k in tasks) / len(tasks), abs=1e-4)
+    results = {"agent": "toy", "versions": {}, "seconds": 1.0, "seconds_all_runs": 1.0, "machine": {"cores": 1},
+               "usage": t["usage"], "source": "toy", "gold_runs": 3, "n_train_games": 9, "n_test_games": 12,
+               "agent_built_runs": 3}
+    report.write_report(tmp_path, results, t, bench, PaperConfig(seeds=(0, 1), passes=2, group_size=3))
+    assert "| memory off, same tasks |" in (tmp_path / "report.md").read_text()

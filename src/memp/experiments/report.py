@@ -86,7 +86,8 @@ def _bars(rows: dict[str, dict[str, Any]], bench) -> dict[str, dict[str, Any]]:
             for name, s in rows.items()}
 
 
-def _curve_table(curves: dict[str, list[dict[str, Any]]], bench, memory: dict[str, list] | None = None) -> str:
+def _curve_table(curves: dict[str, list[dict[str, Any]]], bench, memory: dict[str, list] | None = None,
+                 memory_off: list[dict[str, Any]] | None = None) -> str:
     size = memory is None  # a learning curve carries the memory's size per group
     head = ["update", f"{bench.columns[bench.rate]} per group", "steps per group",
             "memory per group (active / deprecated / revisions)" if size else
@@ -99,6 +100,9 @@ def _curve_table(curves: dict[str, list[dict[str, Any]]], bench, memory: dict[st
             states = ", ".join(f"{m['active']}/{m['deprecated']}/{m['revisions']}" for m in memory.get(u, [])) or "-"
         lines.append(f"| {u} | {' → '.join(_pct(g[bench.rate]) for g in groups)} | "
                      f"{' → '.join(format(g[bench.steps], '.1f') for g in groups)} | {states or '-'} |")
+    if memory_off:  # the same tasks without memory: how hard each group was
+        lines.append(f"| memory off, same tasks | {' → '.join(_pct(g[bench.rate]) for g in memory_off)} | "
+                     f"{' → '.join(format(g[bench.steps], '.1f') for g in memory_off)} | - |")
     return "\n".join(lines) + "\n"
 
 
@@ -163,7 +167,8 @@ def write_report(out: Path, results: dict[str, Any], tables: dict[str, Any], ben
                 base, prefix = CURVES[key]
                 overall = tables[f"{base}_overall"][name]
                 md.append(markdown_table({f"{prefix} {u}": s for u, s in overall.items()}, bench))
-                md.append(_curve_table(rows, bench, tables[f"{base}_memory"][name]))
+                md.append(_curve_table(rows, bench, tables[f"{base}_memory"][name],
+                                       tables.get(f"{base}_memory_off", {}).get(name)))
                 plots.panels(rows, out / f"{stem}.png", f"{heading.split(',')[0]} — {labels.get(name, name)}",
                              bench.curve_metrics)
                 md.append(f"![]({stem}.png)\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from memp.experiments.suite import TRAIN, EpisodeRecord
@@ -37,6 +38,18 @@ def by_group(records: Sequence[EpisodeRecord], summarise: Summarise) -> list[dic
     """Per group of tasks (pooled over seeds), in playing order."""
     groups = sorted({r.group for r in records})
     return [{"group": g, **summarise([r for r in records if r.group == g])} for g in groups]
+
+
+def same_tasks_without_memory(curve_records: Sequence[EpisodeRecord], no_memory: Sequence[EpisodeRecord],
+                              summarise: Summarise) -> list[dict[str, Any]]:
+    """``by_group`` of the memory-off episodes of the very tasks each group of a stream played.
+
+    A stream's groups hold different tasks, some harder than others: the memory-off rate of the
+    same tasks tells a group's difficulty apart from what memory learned by then."""
+    group_of = {(r.seed, r.task_id): r.group for r in curve_records}
+    matched = [replace(r, group=group_of[(r.seed, r.task_id)]) for r in no_memory
+               if (r.seed, r.task_id) in group_of]
+    return by_group(matched, summarise) if len(matched) == len(curve_records) else []
 
 
 def learning_curve(records: Sequence[EpisodeRecord], summarise: Summarise) -> list[dict[str, Any]]:
@@ -96,6 +109,10 @@ def paper_tables(records: Sequence[EpisodeRecord], sets: Sequence[str], seeds: S
             if key != "self_taught":  # a self-taught memory is frozen on the held-out tasks: no curve there
                 put("figure3_update" if key == "figure3" else key, name,
                     {u: by_group(rs, summarise) for u, rs in conds.items()})
+                # Every updater plays a seed's tasks in the same order, so one baseline serves them all.
+                played = next((rs for rs in conds.values() if rs), [])
+                put(f"{key}_memory_off", name,
+                    same_tasks_without_memory(played, rows.get((name, "no memory"), []), summarise))
                 put(f"{key}_memory", name, {u: final_memory(rs, seeds) for u, rs in conds.items()})
             put(f"{key}_overall", name, {u: pooled(f"{prefix} {u}") for u in UPDATES})
         if has("agent-built memory", "imported memory"):

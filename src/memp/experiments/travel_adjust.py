@@ -118,18 +118,17 @@ def withdraw_check(script: Sequence[str], check: Check) -> list[str]:
 
 @dataclass(frozen=True)
 class Fixed:
-    """What a failed run teaches a procedure: its new script and notes, the checks it adds and
-    the checks it withdraws."""
+    """What a failed run teaches a procedure: its new script and notes, and the lines of the
+    checks the taught procedure makes and of those it withdraws."""
 
     script: list[str]
     notes: list[str]
-    added: list[Check]
-    withdrawn: list[Check]
+    checks: list[str]
+    skipped: list[str]
 
-    def checks(self, procedure: Procedure) -> list[str]:
-        """The lines of the checks the taught procedure makes."""
-        present = {c for line in procedure_lines(procedure) if (c := parse_check(line))}
-        return sorted(c.line for c in (present | set(self.added)) - set(self.withdrawn))
+    def extra(self) -> dict[str, list[str]]:
+        """For the taught procedure's ``extra``: its checks, and its withdrawals if any."""
+        return {"checks": self.checks, **({"skipped": self.skipped} if self.skipped else {})}
 
 
 def _applied(procedure: Procedure, failed: Trajectory) -> set[Check]:
@@ -175,7 +174,9 @@ def with_fixes(procedure: Procedure, failed: Trajectory) -> Fixed | None:
             notes.append(f"{name} failed ({str(reason or '')[:90]}): " + "; ".join(taught))
     if not added and not withdrawn:
         return None
-    return Fixed(script, list(dict.fromkeys(notes))[-MAX_NOTES:], added, withdrawn)
+    return Fixed(script, list(dict.fromkeys(notes))[-MAX_NOTES:],
+                 checks=sorted(c.line for c in (present | set(added)) - set(withdrawn)),
+                 skipped=sorted(skip_line(c) for c in skipped | set(withdrawn)))
 
 
 class TravelAdjuster:
@@ -187,7 +188,7 @@ class TravelAdjuster:
             # Nothing this adjuster can teach; repeated failures retire it by deprecation.
             return None
         return next_version(procedure, failed, script=fixed.script, notes=fixed.notes,
-                            extra={**procedure.extra, **_taught(procedure, fixed)})
+                            extra={**procedure.extra, **fixed.extra()})
 
     def lesson(self, built: Procedure, failed: Trajectory) -> Procedure | None:
         """A new procedure from a failed run that followed none: what it did, plus the checks
@@ -196,16 +197,7 @@ class TravelAdjuster:
         if fixed is None:
             return None
         return built.model_copy(update={"script": fixed.script, "notes": fixed.notes, "extra": {
-            **built.extra, **_taught(built, fixed), "lesson_from_failure": failed.id}})
-
-
-def _taught(procedure: Procedure, fixed: Fixed) -> dict[str, list[str]]:
-    """``extra`` of a taught procedure: the checks it makes, and the ones it withdraws if any."""
-    skipped = {c for line in procedure_lines(procedure) if (c := parse_skip(line))} | set(fixed.withdrawn)
-    out = {"checks": fixed.checks(procedure)}
-    if skipped:
-        out["skipped"] = sorted(skip_line(c) for c in skipped)
-    return out
+            **built.extra, **fixed.extra(), "lesson_from_failure": failed.id}})
 
 
 @dataclass(frozen=True)

@@ -103,28 +103,29 @@ KIND_TOOLS = {
     "attraction": ("AttractionSearch",),
 }
 
-_CHECK = re.compile(r"^\s*(Filter|Prefer)\[\s*([a-z]+)\s*,\s*([a-z ]+?)\s*\]\s*$", re.IGNORECASE)
-_SKIP = re.compile(r"^\s*Skip\[\s*([a-z]+)\s*,\s*([a-z ]+?)\s*\]\s*$", re.IGNORECASE)
+# A check line: Filter or Prefer makes the check, Skip withdraws it.
+_CHECK = re.compile(r"^\s*(Filter|Prefer|Skip)\[\s*([a-z]+)\s*,\s*([a-z ]+?)\s*\]\s*$", re.IGNORECASE)
 _TOOL = re.compile(r"^\s*(\w+)\[(.*)\]\s*$", re.DOTALL)
 MODES = ("flight", "self-driving", "taxi")
 
 
-def parse_check(line: str) -> Check | None:
-    """``Filter[accommodation, house rule]`` -> Check, or None for any other line."""
+def _parse(line: str, skip: bool) -> Check | None:
+    """The Check a line makes (skip=False) or withdraws (skip=True), or None."""
     match = _CHECK.match(line)
-    if not match:
+    if not match or (match.group(1).lower() == "skip") != skip:
         return None
     check = Check(match.group(2).lower(), match.group(3).lower())
     return check if check in CHECKS else None
 
 
+def parse_check(line: str) -> Check | None:
+    """``Filter[accommodation, house rule]`` -> Check, or None for any other line."""
+    return _parse(line, skip=False)
+
+
 def parse_skip(line: str) -> Check | None:
     """``Skip[accommodation, occupancy]`` -> the withdrawn Check, or None for any other line."""
-    match = _SKIP.match(line)
-    if not match:
-        return None
-    check = Check(match.group(1).lower(), match.group(2).lower())
-    return check if check in CHECKS else None
+    return _parse(line, skip=True)
 
 
 def skip_line(check: Check) -> str:

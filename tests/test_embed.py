@@ -188,16 +188,18 @@ def test_cached_embedder_counts_misses_for_new_texts(export_dir, tmp_path):
     assert (cached.misses, cached.hits) == (2, 2)
 
 
-def test_concurrent_callers_each_get_their_own_vectors(export_dir):
+@pytest.mark.parametrize("concurrent", [False, True], ids=["agent", "service"])
+def test_concurrent_callers_each_get_their_own_vectors(export_dir, concurrent):
     from concurrent.futures import ThreadPoolExecutor
 
-    onnx = MiniLMEmbedder(cache_dir=export_dir)
+    onnx = MiniLMEmbedder(cache_dir=export_dir, threads=2, concurrent=concurrent)
     texts = varied_texts(40, seed=2)
     alone = [onnx.embed([t])[0] for t in texts]
-    with ThreadPoolExecutor(8) as pool:
-        together = list(pool.map(lambda t: onnx.embed([t])[0], texts))
-    for a, b in zip(alone, together):
-        assert float(a @ b) > 0.99999
+    pairs = [(i, len(texts) - 1 - i) for i in range(len(texts))]
+    with ThreadPoolExecutor(8) as pool:  # each caller asks for two texts: its rows, in its order
+        together = list(pool.map(lambda pair: onnx.embed([texts[pair[0]], texts[pair[1]]]), pairs))
+    for (i, j), rows in zip(pairs, together):
+        assert float(alone[i] @ rows[0]) > 0.99999 and float(alone[j] @ rows[1]) > 0.99999
 
 
 def test_a_failed_pass_raises_in_its_caller(export_dir, monkeypatch):
@@ -234,4 +236,21 @@ def test_a_service_pool_never_spins_and_an_agents_spins_within_a_pass(export_dir
 
     assert spinning(make_embedder("minilm", cache=False)) == "1"
     app = build_app(str(export_dir / "served.db"), tokens={}, embedder="minilm")
-    assert spinning(app.state.service.config.embedder) == "0"
+    served = app.state.service.config.embedder
+    assert spinning(served) == "0"
+    # Serving, passes run side by side on one core each rather than one pass on a pool.
+    assert getattr(served, "inner", served)._session.get_session_options().intra_op_num_threads == 1
+
+
+def test_a_service_keeps_numpy_blas_on_one_thread(tmp_path):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from memp.server.rest import build_app
+
+    before = {p["filepath"]: p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+    try:
+        build_app(str(tmp_path / "served.db"), tokens={}, embedder="hashing")
+        after = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+        assert after and set(after) == {1}
+    finally:
+        threadpool_limits(limits=max(before.values(), default=None), user_api="blas")

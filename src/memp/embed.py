@@ -125,14 +125,17 @@ class MiniLMEmbedder:
         # Passes of at most 32 texts and 1,024 tokens (padding included) keep a layer's activations
         # in the cache: a tenth faster per text than 64 and 2,048 (bench/ingest.py).
         self.batch_size = batch_size
-        self.concurrent = concurrent  # serving many callers at once: the pool never spins
+        self.concurrent = concurrent  # serving many callers at once
         self.max_batch_tokens = max_batch_tokens
         self.threads = threads or _default_threads()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else memp_cache_dir()
         self._session = None
         self._tokenizer = None
         self._lock = threading.Lock()  # loading
-        self._run_lock = threading.Lock()  # one inference pass at a time
+        # Alone, one pass at a time on `threads` cores. Serving, `threads` passes at once on one core
+        # each: a pass's thread then never waits for a pool's threads to wake between the graph's
+        # small operators, which cost a service a tenth of its requests/s (bench/service_throughput.py).
+        self._passes = threading.Semaphore(self.threads if concurrent else 1)
         self._waiting: list[_Job] = []
         self._waiting_lock = threading.Lock()
 
@@ -140,10 +143,11 @@ class MiniLMEmbedder:
         model_dir = _offline_model_dir()
         tokenizer = _tokenizer(model_dir)
         path = onnx_model(model_dir, self.cache_dir)
-        session = _open_session(path, self.threads, tokenizer, spin=not self.concurrent)
+        threads = 1 if self.concurrent else self.threads
+        session = _open_session(path, threads, tokenizer, spin=not self.concurrent)
         if session is None:  # damaged in the cache (a disk error, a hand edit): export again
             path = onnx_model(model_dir, self.cache_dir, force=True)
-            session = _open_session(path, self.threads, tokenizer, spin=not self.concurrent)
+            session = _open_session(path, threads, tokenizer, spin=not self.concurrent)
             if session is None:
                 raise EmbeddingError(f"the ONNX export {path} does not reproduce the model; delete "
                                      f"{self.cache_dir / 'onnx'} and retry, or use embedder='minilm-torch'")
@@ -160,11 +164,12 @@ class MiniLMEmbedder:
         job = _Job(self._tokenizer.encode_batch([str(t) for t in texts]))
         with self._waiting_lock:
             self._waiting.append(job)
-        with self._run_lock:
-            if job.vectors is None and job.error is None:  # no pass took it while we waited
-                with self._waiting_lock:
-                    jobs, self._waiting = self._waiting, []
+        with self._passes:
+            with self._waiting_lock:
+                jobs, self._waiting = self._waiting, []
+            if jobs:  # else a pass that started while we waited took ours
                 self._run_jobs(jobs)
+        job.done.wait()
         if job.error is not None:
             raise job.error
         return job.vectors
@@ -178,14 +183,16 @@ class MiniLMEmbedder:
             out = np.empty((len(encodings), self.dim), dtype=np.float32)
             for rows in self._batches([len(e.ids) for e in encodings]):
                 out[rows] = _run(self._session, [encodings[i] for i in rows])
+            start = 0
+            for job in jobs:
+                job.vectors = out[start:start + len(job.encodings)]
+                start += len(job.encodings)
         except Exception as err:  # every caller of this pass gets the failure
             for job in jobs:
                 job.error = err
-            return
-        start = 0
-        for job in jobs:
-            job.vectors = out[start:start + len(job.encodings)]
-            start += len(job.encodings)
+        finally:  # no caller waits forever, whatever happened
+            for job in jobs:
+                job.done.set()
 
     def _batches(self, lengths: list[int]) -> list[list[int]]:
         """Row numbers grouped for inference: texts of similar length together, and at most
@@ -206,6 +213,7 @@ class _Job:
         self.encodings = encodings
         self.vectors: np.ndarray | None = None
         self.error: Exception | None = None
+        self.done = threading.Event()
 
 
 def _default_threads() -> int:

@@ -488,9 +488,20 @@ def _json_lines(body: bytes) -> list[dict[str, Any]]:
     return records
 
 
+def _one_blas_thread() -> None:
+    """numpy's BLAS on one thread in the serving process. Its pool splits each exact-scan product
+    over every core, then its threads spin waiting for the next one, taking the cores that other
+    requests and the embedder need: a sixth fewer requests/s (bench/service_throughput.py). The
+    service's parallelism comes from its concurrent requests instead."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def build_app(db: str, *, tokens: dict[str, str], embedder: str | Embedder = "minilm",
               max_body_bytes: int = DEFAULT_MAX_BODY, **options: Any):
     """The app from a database location and settings."""
+    _one_blas_thread()
     emb = make_embedder(embedder, concurrent=True) if isinstance(embedder, str) else embedder
     config = ServiceConfig(store=open_store(db), tokens=tokens, embedder=emb,
                            max_body_bytes=max_body_bytes, **options)

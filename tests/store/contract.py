@@ -65,6 +65,25 @@ class StoreContract:
         assert got.embedding == pytest.approx(p.embedding, abs=1e-6)
         assert got.keyword_embeddings.keys() == p.keyword_embeddings.keys()
 
+    def test_get_many_reads_each_ref_as_get_does_in_the_order_asked(self, store):
+        made = [make_procedure(f"put apple {i} in fridge", keywords={"object": f"apple{i}", "target": "fridge"})
+                for i in range(5)]
+        for p in made:
+            store.put(p)
+        store.put(made[2].model_copy(update={"version": 2, "parent_version": 1, "script": ["v2"]}), event="revised")
+        store.put(make_procedure("put apple 0 in fridge", namespace="other"))  # same key elsewhere
+        refs = [(made[3].id, 1), (made[2].id, 2), (made[0].id, 1), (made[2].id, 1), (made[3].id, 1)]
+        many = store.get_many("default", refs)
+        one_by_one = [store.get("default", pid, version) for pid, version in refs]
+        assert [p.model_dump() for p in many] == [p.model_dump() for p in one_by_one]
+        assert [(p.id, p.version) for p in many] == refs
+        assert set(many[0].keyword_embeddings) == {"object", "target"}
+        assert store.get_many("default", []) == []
+        with pytest.raises(ProcedureNotFoundError):
+            store.get_many("default", [(made[0].id, 1), (made[1].id, 7)])
+        with pytest.raises(ProcedureNotFoundError):
+            store.get_many("other", [(made[1].id, 1)])
+
     def test_versions_are_kept_and_only_head_is_searched(self, store):
         p = make_procedure("put apple in fridge")
         store.put(p)

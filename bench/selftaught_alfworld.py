@@ -29,13 +29,13 @@ from pathlib import Path
 
 
 def make_memory(path: Path, update: str, credit_weight: float, embedder_name: str):
-    from memp.embed import make_embedder
+    from memp.embed import experiment_backend, make_embedder
     from memp.memory import Memory
     from memp.store import SQLiteStore
 
     for suffix in ("", "-wal", "-shm"):  # a fresh, empty memory for every job
         Path(str(path) + suffix).unlink(missing_ok=True)
-    return Memory(SQLiteStore(path), embedder=make_embedder(embedder_name), build="proceduralization",
+    return Memory(SQLiteStore(path), embedder=make_embedder(embedder_name, backend=experiment_backend()), build="proceduralization",
                   retrieve="query", update=update, k=3, credit_weight=credit_weight)
 
 

@@ -299,3 +299,14 @@ def test_a_service_runs_an_openvino_stream_per_core(export_dir, monkeypatch):
     assert alone.get_property("INFERENCE_NUM_THREADS") == 2
     served = compiled(build_app(str(export_dir / "ov-served.db"), tokens={}).state.service.config.embedder)
     assert served.get_property("NUM_STREAMS") == 2
+
+
+def test_experiments_run_float32_unless_told_otherwise(monkeypatch):
+    monkeypatch.delenv("MEMP_EMBED_BACKEND", raising=False)
+    assert embed.experiment_backend() == "onnxruntime"
+    assert make_embedder("minilm", cache=False, backend=embed.experiment_backend()).requested_backend == "onnxruntime"
+    monkeypatch.setenv("MEMP_EMBED_BACKEND", "openvino")
+    assert embed.experiment_backend() == "openvino"
+    monkeypatch.setenv("MEMP_EMBED_BACKEND", "fp8")
+    with pytest.raises(EmbeddingError, match="MEMP_EMBED_BACKEND"):
+        embed.experiment_backend()

@@ -27,7 +27,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from memp.embed import make_embedder
+from memp.embed import experiment_backend, make_embedder
 from memp.experiments import report
 from memp.experiments.alfworld import AlfworldBenchmark, generated_games, summarise
 from memp.experiments.paper import PaperConfig, conditions, log_run
@@ -51,7 +51,7 @@ def run_demo(out: str | Path = "demo-out", seed: int = 0, n_train: int = 30, n_t
     console.print("[bold]2.[/] expert runs on the train games")
     bench = AlfworldBenchmark(out, gold_seed=seed, workers=workers, games=(train, test, SOURCE))
     gold = bench.prepare(seed).expert
-    embedder = make_embedder("minilm", cache=out / "embeddings.sqlite")
+    embedder = make_embedder("minilm", cache=out / "embeddings.sqlite", backend=experiment_backend())
     console.print(f"[bold]3.[/] the LLM-free agent on {len(test)} unseen games, with and without memory")
     cfg = PaperConfig.for_env("alfworld", seeds=(seed,), group_size=group_size, self_taught=True, passes=PASSES,
                               train_max_steps=TRAIN_STEPS)

@@ -579,19 +579,29 @@ def default_cache_path() -> Path:
 
 
 def make_embedder(name: str = "minilm", cache: bool | str | Path = True, *,
-                  concurrent: bool = False) -> Embedder:
+                  concurrent: bool = False, backend: str | None = None) -> Embedder:
     """An embedder by name ('minilm', 'minilm-torch' or 'hashing'), cached on disk unless
-    cache=False. The two MiniLM backends give the same vectors and share the cache.
-    concurrent: for a service, whose many callers share the cores (see MiniLMEmbedder)."""
+    cache=False. The MiniLM embedders give the same vectors and share the cache.
+    concurrent: for a service, whose many callers share the cores; backend: MiniLM's inference
+    backend (see MiniLMEmbedder)."""
     if name not in EMBEDDERS:
         raise UnknownStrategyError(
             f"unknown embedder {name!r}; choose one of: {', '.join(sorted(EMBEDDERS))}"
         )
-    inner = MiniLMEmbedder(concurrent=concurrent) if name == "minilm" else EMBEDDERS[name]()
+    inner = MiniLMEmbedder(concurrent=concurrent, backend=backend) if name == "minilm" else EMBEDDERS[name]()
     if cache is False:
         return inner
     path = default_cache_path() if cache is True else Path(cache)
     return CachedEmbedder(inner, path)
+
+
+def experiment_backend() -> str:
+    """The MiniLM backend experiments run: MEMP_EMBED_BACKEND when set, else ONNX Runtime in
+    float32, whose vectors come out the same on any CPU to within float rounding, so a figure
+    reproduces from one machine to the next. bfloat16's ('auto' on CPUs that have it) differ from
+    float32's by up to 3e-5 in cosine: enough to swap nearly tied procedures, which changed 59 of
+    the 3,480 episodes of the README's 30-step ALFWorld self-taught run (none of TravelPlanner's)."""
+    return _requested_backend(os.environ.get("MEMP_EMBED_BACKEND") or "onnxruntime")
 
 
 def embed_procedures(procedures: list, embedder: Embedder) -> list:

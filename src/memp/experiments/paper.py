@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from memp._errors import InvalidInputError
-from memp.embed import Embedder, make_embedder
+from memp.embed import Embedder, experiment_backend, make_embedder
 from memp.experiments import report
 from memp.experiments.llm import LLMSettings
 from memp.experiments.suite import Condition, Settings, SuiteRun, run_suite
@@ -149,7 +149,7 @@ def run_paper(env: str, out: str | Path, cfg: PaperConfig | None = None, *, work
     started = time.perf_counter()
     benchmark = benchmark or make_benchmark(env, out, cfg, workers)
     out.mkdir(parents=True, exist_ok=True)
-    embedder = embedder or make_embedder(cfg.embedder, cache=out / "embeddings.sqlite")
+    embedder = embedder or make_embedder(cfg.embedder, cache=out / "embeddings.sqlite", backend=experiment_backend())
     run = run_suite(benchmark, out, cfg.settings(workers, ray), conditions(cfg, bool(imported)), embedder,
                     imported=imported, show_progress=progress,
                     fingerprint={"k": cfg.k, "retrieve": cfg.retrieve, "embedder": embedder.name})
@@ -159,7 +159,8 @@ def run_paper(env: str, out: str | Path, cfg: PaperConfig | None = None, *, work
     seconds = time.perf_counter() - started
     common = {"agent": benchmark.agent_name(), "seconds": round(seconds, 1),
               "seconds_all_runs": log_run(out, seconds),
-              "machine": {"cores": os.cpu_count(), "python": platform.python_version()}}
+              "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+              "embedder_backend": getattr(getattr(embedder, "inner", embedder), "backend", None)}
     if env == "alfworld":
         results = {**{key: value["test"] if isinstance(value, dict) and "test" in value else value
                       for key, value in tables.items()}, **_alfworld_about(cfg, run, own, embedder), **common}

@@ -33,7 +33,7 @@ from retrieve_latency import Timed  # noqa: E402
 from task_corpus import OBJECTS, PLACES, task_texts  # noqa: E402
 
 from memp import Memory  # noqa: E402
-from memp.embed import CachedEmbedder, MiniLMEmbedder  # noqa: E402
+from memp.embed import CachedEmbedder, MiniLMEmbedder, resolved_backend  # noqa: E402
 from memp.types import Step, Task, Trajectory  # noqa: E402
 
 
@@ -120,8 +120,8 @@ def main() -> None:
               "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                           "platform": platform.platform()},
               "trajectories": args.trajectories, "batch": args.batch, "seed": args.seed,
-              "memory": "Memory(sqlite file) with default strategies; minilm (ONNX Runtime) in a fresh "
-                        "CachedEmbedder",
+              "memory": f"Memory(sqlite file) with default strategies; minilm ({resolved_backend()}, the default "
+                        "here) in a fresh CachedEmbedder",
               **median, "rounds_trajectories_per_s": [r["trajectories_per_s"] for r in rounds],
               "load_average": {"start": [round(x, 2) for x in load_start],
                                "end": [round(x, 2) for x in os.getloadavg()]}}

@@ -35,7 +35,7 @@ sys.path.insert(0, str(BENCH))
 from task_corpus import corpus_vectors, task_texts  # noqa: E402
 
 from memp import Memory  # noqa: E402
-from memp.embed import CachedEmbedder, MiniLMEmbedder, TorchMiniLMEmbedder  # noqa: E402
+from memp.embed import CachedEmbedder, MiniLMEmbedder, TorchMiniLMEmbedder, resolved_backend  # noqa: E402
 from memp.store.sqlite import SQLiteStore  # noqa: E402
 from memp.types import Procedure, Provenance  # noqa: E402
 
@@ -107,7 +107,8 @@ def main() -> None:
         "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "size": args.size, "queries": len(queries), "k": K, "seed": args.seed,
-        "embedder": "minilm (MiniLMEmbedder: all-MiniLM-L6-v2 on ONNX Runtime), in a CachedEmbedder",
+        "embedder": f"minilm (MiniLMEmbedder: all-MiniLM-L6-v2 on {resolved_backend()}, the default here), "
+                    "in a CachedEmbedder",
         "retriever": "query", "store": "SQLiteStore(ann=True): the usearch HNSW index, default ANNConfig",
         "corpus_vectors": vector_info}
     with tempfile.TemporaryDirectory(prefix="memp-bench-") as tmp:

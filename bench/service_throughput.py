@@ -5,8 +5,8 @@
 
 N procedures (distinct ALFWorld- and TravelPlanner-like task texts from task_corpus.py, with that
 embedder's vectors) go into a SQLite file; ``memp serve`` (exact scan, default strategies) runs in
-a subprocess on 127.0.0.1 with the embedder a user gets (``minilm``: all-MiniLM-L6-v2 on ONNX
-Runtime behind a vector cache, here a fresh one, so every query and every new run is embedded;
+a subprocess on 127.0.0.1 with the embedder a user gets (``minilm``: all-MiniLM-L6-v2 on the backend
+``resolved_backend()`` picks here, behind a vector cache, here a fresh one, so every query and every new run is embedded;
 ``hashing`` is there only as a labelled contrast), and client threads send a seeded sequence of
 requests. Each request is a read (``POST /v1/retrieve``, k=10, a task text not seen before) or,
 with probability ``--writes``, the next of four writes in turn:
@@ -49,7 +49,7 @@ from ingest import alfworld_steps, travel_steps  # noqa: E402
 from retrieve_latency import NAMESPACE, fill  # noqa: E402
 from task_corpus import corpus_vectors, task_texts  # noqa: E402
 
-from memp.embed import HashingEmbedder, MiniLMEmbedder  # noqa: E402
+from memp.embed import HashingEmbedder, MiniLMEmbedder, resolved_backend  # noqa: E402
 from memp.store.sqlite import SQLiteStore  # noqa: E402
 
 K = 10
@@ -60,8 +60,8 @@ WRITES = ("record", "outcome", "deprecate", "restore")
 
 def start_service(db: Path, token: str, embedder: str, workdir: Path) -> tuple[subprocess.Popen, str]:
     """`memp serve` on ``db`` in a child process, on a port the OS picked. The embedder is what
-    `memp serve` makes (make_embedder(embedder, concurrent=True): ONNX Runtime's threads never
-    spin), with its vector cache in workdir rather than the user's."""
+    `memp serve` makes (make_embedder(embedder, concurrent=True): inference passes side by side,
+    one core each), with its vector cache in workdir rather than the user's."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -226,7 +226,8 @@ def main() -> None:
                            "platform": platform.platform()},
                "size": args.size, "threads": args.threads, "k": K,
                "store": "SQLite, exact scan; default strategies; the embedder of each load "
-                        "(minilm: all-MiniLM-L6-v2 on ONNX Runtime, the default) behind a fresh vector cache",
+                        f"(minilm: all-MiniLM-L6-v2 on {resolved_backend()}, the default here) behind a fresh "
+                        "vector cache",
                "load_average_start": [round(x, 2) for x in os.getloadavg()], "loads": []}
     with tempfile.TemporaryDirectory(prefix="memp-bench-") as tmp:
         for embedder in args.embedders:

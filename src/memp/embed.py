@@ -112,7 +112,7 @@ class MiniLMEmbedder:
     (bench/retrieve_latency.py), and the process loads in a second instead of several. The graph is
     exported from the shipped weights once and kept in the memp cache dir (see ``onnx_model``);
     both backends run that file. ``backend`` (or MEMP_EMBED_BACKEND): 'auto' (OpenVINO where the
-    CPU multiplies bfloat16 natively, see ``_resolve_backend``), 'onnxruntime' or 'openvino'.
+    CPU multiplies bfloat16 natively, see ``resolved_backend``), 'onnxruntime' or 'openvino'.
     Tokenisation and pooling copy sentence-transformers for this model: the package's fast
     tokenizer truncated at 256 tokens (its max_seq_length), padded only to the longest text of a
     batch, then the mean of the token vectors under the attention mask, L2-normalised.
@@ -147,7 +147,7 @@ class MiniLMEmbedder:
         model_dir = _offline_model_dir()
         tokenizer = _tokenizer(model_dir)
         path = onnx_model(model_dir, self.cache_dir)
-        backend = _resolve_backend(self.requested_backend)
+        backend = resolved_backend(self.requested_backend)
         open_session = functools.partial(_open_session, tokenizer=tokenizer, backend=backend,
                                          threads=self.threads, concurrent=self.concurrent)
         session = open_session(path)
@@ -369,12 +369,15 @@ def _requested_backend(backend: str | None) -> str:
     return value
 
 
-def _resolve_backend(requested: str) -> str:
-    """'auto': OpenVINO where it is installed and the CPU multiplies bfloat16 natively (AMX or
+def resolved_backend(requested: str | None = None) -> str:
+    """The backend a MiniLMEmbedder asked for ``requested`` runs on this machine.
+
+    'auto' (the default, or MEMP_EMBED_BACKEND): OpenVINO where it is installed and the CPU multiplies bfloat16 natively (AMX or
     AVX-512 BF16), else ONNX Runtime. There OpenVINO in bfloat16 embeds a query 1.6x and a batch 3x
     faster than ONNX Runtime in float32, its vectors within cosine 0.99997 of float32's (every
     text of bench/retrieve_latency.py's queries); elsewhere it would run in float32, slower than
     ONNX Runtime."""
+    requested = _requested_backend(requested)
     if requested != "auto":
         return requested
     try:

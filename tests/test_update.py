@@ -269,3 +269,33 @@ def test_llm_adjuster_reflects_on_a_failure_with_nothing_followed(tmp_path, hash
     with pytest.raises(LLMOutputError):
         broken.update(explorer_failure("f2"))
     assert broken.store.count("default") == 0
+
+
+@pytest.mark.parametrize("update", ["vanilla", "validation", "adjustment"])
+def test_a_run_reported_again_changes_nothing(memory, update):
+    mem = memory(update)
+    mem.add(clean_apple_trajectory(traj_id="gold"))
+    hits = mem.retrieve("put a clean tomato in fridge.", k=1)
+    failed, won = failed_tomato_run("fail-1", refused=False), clean_apple_trajectory("apple", "cabinet", traj_id="win")
+    first = [mem.update(failed, used=hits), mem.update(won, used=hits)]
+    before = (mem.store.get("default", hits[0].procedure.id), mem.store.count_events("default"),
+              mem.store.count("default"))
+    again = [mem.update(failed.model_copy(), used=hits), mem.update(won, used=hits)]
+    assert before == (mem.store.get("default", hits[0].procedure.id), mem.store.count_events("default"),
+                      mem.store.count("default"))
+    assert (before[0].stats.uses, before[0].stats.successes) == (2, 1)  # each run counted once
+    assert all(r.added == r.merged == r.revised == r.deprecated == [] for r in again)
+    assert all("already recorded" in r.skipped for r in again)
+    assert any(r.added or r.merged or r.revised for r in first)
+
+
+def test_add_many_adds_a_run_once_however_often_it_comes(memory):
+    mem = memory("validation")
+    runs = [clean_apple_trajectory(traj_id="a"), clean_apple_trajectory("tomato", "cabinet", traj_id="b")]
+    reports = mem.add_many([runs[0], runs[0], runs[1]])
+    assert [bool(r.added) for r in reports] == [True, False, True]
+    assert "already recorded" in reports[1].skipped
+    events = mem.store.count_events("default")
+    again = mem.add_many(runs)
+    assert all("already recorded" in r.skipped and not r.merged for r in again)
+    assert mem.store.count_events("default") == events and mem.store.count("default") == 2

@@ -357,14 +357,20 @@ class _BaseUpdater:
         report = UpdateReport(trajectory_id=trajectory.id)
         # Build first: if a model call fails here, nothing has been written yet.
         learned = self._learn(store, namespace, trajectory, used, report)
-        store.add_trajectory(namespace, trajectory)
-        credited = self._credited(trajectory, used)
-        for hit in credited:
-            store.record_use(namespace, hit.procedure.id, hit.procedure.version,
-                             success=bool(trajectory.success), trajectory_id=trajectory.id)
-        for procedure in learned:
-            self._store(store, namespace, trajectory, procedure, report)
-        self._deprecate(store, namespace, credited, report)
+        # One transaction, opened by storing the run: a run reported again (a client retrying
+        # after a timeout, even while the first report is still being written) finds it stored
+        # and counts nothing twice, and a crash leaves either the whole outcome or none of it.
+        with store.atomic():
+            if not store.add_trajectory(namespace, trajectory):
+                return UpdateReport(trajectory_id=trajectory.id,
+                                    skipped="this run was already recorded; it is not counted again")
+            credited = self._credited(trajectory, used)
+            for hit in credited:
+                store.record_use(namespace, hit.procedure.id, hit.procedure.version,
+                                 success=bool(trajectory.success), trajectory_id=trajectory.id)
+            for procedure in learned:
+                self._store(store, namespace, trajectory, procedure, report)
+            self._deprecate(store, namespace, credited, report)
         return report
 
     def _credited(self, trajectory: Trajectory, used: list[RetrievalHit]) -> list[RetrievalHit]:
@@ -397,11 +403,13 @@ class _BaseUpdater:
                                        for p in built if p is not None], self.embedder))
         with store.atomic():  # all of them or none
             for trajectory, procedure, report in zip(trajectories, built, reports):
-                store.add_trajectory(namespace, trajectory)
-                if procedure is None:
+                embedded = next(ready) if procedure is not None else None
+                if not store.add_trajectory(namespace, trajectory):
+                    report.skipped = "this run was already recorded; it is not added again"
+                elif embedded is None:
                     report.skipped = "the trajectory has no steps to build from"
                 else:
-                    self._store(store, namespace, trajectory, next(ready), report)
+                    self._store(store, namespace, trajectory, embedded, report)
         return reports
 
     def _learn(self, store: Store, namespace: str, trajectory: Trajectory, used: list[RetrievalHit],

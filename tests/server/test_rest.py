@@ -43,6 +43,20 @@ def test_agent_loop_record_retrieve_report(client, sqlite_store):
     assert [e["kind"] for e in history["events"]] == ["created", "used", "revised"]
 
 
+def test_an_outcome_sent_again_is_counted_once(client, sqlite_store):
+    added = _record(client, clean_apple_trajectory())["added"]
+    body = {"trajectory": clean_apple_trajectory(success=False, traj_id="retry-1").model_dump(mode="json"),
+            "used": added}
+    first = client.post("/v1/outcomes", json=body, headers=auth())
+    again = client.post("/v1/outcomes", json=body, headers=auth())  # a client retrying after a timeout
+    assert first.status_code == again.status_code == 201, again.text
+    assert first.json()["revised"] and again.json()["revised"] == []
+    assert "already recorded" in again.json()["skipped"]
+    pid = added[0].split("@")[0]
+    assert sqlite_store.get("team-a", pid).stats.uses == 1
+    assert [e.kind for e in sqlite_store.events("team-a", pid)] == ["created", "used", "revised"]
+
+
 @pytest.mark.parametrize("strategy", ["query", "avefact", "hybrid", "random"])
 def test_every_strategy_can_be_asked_for(client, strategy):
     _record(client, clean_apple_trajectory())

@@ -32,6 +32,7 @@ def test_add_many_stores_every_run_or_none(location):
         assert [h.procedure.key for h in mem.retrieve("put a clean mug in cabinet.", k=3)] == [
             "put a clean egg in microwave."]
         reports = mem.add_many(batch[:2] + [clean_apple_trajectory("egg", "microwave", traj_id="taken")])
-        assert [len(r.added) for r in reports] == [1, 1, 0] and len(reports[2].merged) == 1
+        assert [len(r.added) for r in reports] == [1, 1, 0] and reports[2].merged == []
+        assert "already recorded" in reports[2].skipped  # the same run again adds nothing
     with open_store(location, read_only=True) as store:
         assert store.count("default") == 3

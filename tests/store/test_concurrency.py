@@ -115,6 +115,36 @@ def test_outcomes_lose_no_use_success_or_provenance(location, update):
         assert all(store.get_trajectory(NS, t).id == t for t, _ in runs)
 
 
+# -- the same runs reported by every process at once (retries racing the first report) ----------
+
+
+def _report_again(location: str, worker: int, update: str, runs: list[str]) -> int:
+    with memory(location, update) as mem:
+        for raw in runs:
+            mem.update(Trajectory.model_validate_json(raw), used=mem.retrieve(TASK, k=1))
+    return len(runs)
+
+
+@pytest.mark.parametrize("update", ["vanilla", "validation", "adjustment"])
+def test_a_run_reported_by_many_processes_at_once_counts_once(location, update):
+    with memory(location, update) as mem:
+        mem.add(clean_apple_trajectory(traj_id="seed"))
+    runs = [clean_apple_trajectory(success=i % 2 == 0, traj_id=f"r{i}") for i in range(M)]
+    run_workers(_report_again, location, update, [r.model_dump_json() for r in runs])
+    successes = {r.id for r in runs if r.success}
+    with open_store(location) as store:
+        (head,) = store.list(NS)
+        used = store.events(NS, head.id, kind="used")
+        assert sorted(e.trajectory_id for e in used) == sorted(r.id for r in runs)  # each once
+        assert (head.stats.uses, head.stats.successes) == (M, len(successes))
+        revised = {r.id for r in runs if not r.success} if update == "adjustment" else set()
+        assert sorted(e.trajectory_id for e in store.events(NS, head.id, kind="revised")) == sorted(revised)
+        assert head.version == 1 + len(revised)
+        learned = {r.id for r in runs} if update == "vanilla" else successes
+        merged = store.events(NS, head.id, kind="merged")
+        assert sorted(e.trajectory_id for e in merged) == sorted(learned - revised)
+
+
 # -- the same procedure added by everyone at once: one lineage, every source kept ---------------
 
 

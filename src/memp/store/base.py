@@ -345,9 +345,9 @@ class Store(Protocol):
         ...
 
     # -- trajectories and events
-    def add_trajectory(self, namespace: str, trajectory: Trajectory) -> None:
-        """Store a run. The same run again changes nothing; other content under a stored id is a
-        ``TrajectoryConflictError`` and the stored run is kept."""
+    def add_trajectory(self, namespace: str, trajectory: Trajectory) -> bool:
+        """Store a run; True if it was new. The same run again changes nothing and returns False;
+        other content under a stored id is a ``TrajectoryConflictError`` and the stored run is kept."""
         ...
 
     def get_trajectory(self, namespace: str, trajectory_id: str) -> Trajectory: ...

@@ -547,20 +547,22 @@ class SQLStore:
 
     # -- trajectories and events ----------------------------------------------------------------
 
-    def add_trajectory(self, namespace: str, trajectory: Trajectory) -> None:
-        """Store a run; the same run again changes nothing, another run under its id is refused."""
+    def add_trajectory(self, namespace: str, trajectory: Trajectory) -> bool:
+        """Store a run (True if new); the same run again changes nothing, another run under its id is refused."""
         check_namespace(namespace)
         with self.atomic():
-            self._insert_trajectory(namespace, trajectory)
+            return self._insert_trajectory(namespace, trajectory)
 
-    def _insert_trajectory(self, namespace: str, trajectory: Trajectory) -> None:
+    def _insert_trajectory(self, namespace: str, trajectory: Trajectory) -> bool:
         row = self._execute("SELECT body FROM trajectories WHERE namespace=? AND id=?",
                             (namespace, trajectory.id)).fetchone()
         if row is None:
             self._execute("INSERT INTO trajectories VALUES (?,?,?)",
                           (namespace, trajectory.id, trajectory.model_dump_json()))
-        elif Trajectory.model_validate_json(row[0]) != trajectory:
+            return True
+        if Trajectory.model_validate_json(row[0]) != trajectory:
             raise trajectory_conflict(namespace, trajectory.id)
+        return False
 
     def get_trajectory(self, namespace: str, trajectory_id: str) -> Trajectory:
         rows = self._read("SELECT body FROM trajectories WHERE namespace=? AND id=?", (namespace, trajectory_id))

@@ -357,6 +357,9 @@ class _BaseUpdater:
         report = UpdateReport(trajectory_id=trajectory.id)
         # Build first: if a model call fails here, nothing has been written yet.
         learned = self._learn(store, namespace, trajectory, used, report)
+        # Embedded outside the transaction too: other writers wait while it is open.
+        learned = [embed_procedure(p.model_copy(update={"namespace": namespace}), self.embedder)
+                   if p.version == 1 and (p.embedding is None or p.namespace != namespace) else p for p in learned]
         # One transaction, opened by storing the run: a run reported again (a client retrying
         # after a timeout, even while the first report is still being written) finds it stored
         # and counts nothing twice, and a crash leaves either the whole outcome or none of it.

@@ -553,14 +553,27 @@ class AdjustmentUpdater(ValidationUpdater):
         head = self._kind_evidence(store, namespace, trajectory)
         return [merge_evidence(head, new, trajectory) if head is not None else new]
 
+    def _store(self, store, namespace, trajectory, procedure, report) -> None:
+        kind = kind_of(procedure.keywords)
+        if is_evidence(procedure) and procedure.version == 1 and kind:
+            # Looked for again inside the outcome's transaction, where writers take turns: a failed
+            # run of the same kind reported meanwhile may have made the record this one must join.
+            head = self._kind_record(store, namespace, kind)
+            if head is not None:
+                procedure = merge_evidence(head, procedure, trajectory)
+        super()._store(store, namespace, trajectory, procedure, report)
+
     def _kind_evidence(self, store: Store, namespace: str, trajectory: Trajectory) -> Procedure | None:
-        """The active evidence record for the run's kind of task.
+        """The active evidence record for the run's kind of task."""
+        if store.count(namespace, status="active", builder="evidence") == 0:
+            return None  # the common case, and every success asks: no keywords, no listing
+        return self._kind_record(store, namespace, kind_of(self.builder.keywords.extract(trajectory.task)))
+
+    def _kind_record(self, store: Store, namespace: str, kind: dict[str, str]) -> Procedure | None:
+        """The active evidence record of a kind of task.
 
         Evidence is one record per kind of task, so the active ones are few: reading them all is
         exact and cheap, where a vector search would embed the task on every run and could miss."""
-        if store.count(namespace, status="active", builder="evidence") == 0:
-            return None  # the common case, and every success asks: no embedding, no search
-        kind = kind_of(self.builder.keywords.extract(trajectory.task))
         offset = 0
         while page := store.list(namespace, status="active", builder="evidence", sort="updated",
                                  order="asc", limit=100, offset=offset):

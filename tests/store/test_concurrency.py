@@ -145,6 +145,25 @@ def test_a_run_reported_by_many_processes_at_once_counts_once(location, update):
         assert sorted(e.trajectory_id for e in merged) == sorted(learned - revised)
 
 
+# -- failures that followed nothing, of one kind, from everyone at once: one evidence record ----
+
+
+def _fail_unguided(location: str, worker: int) -> list[str]:
+    with memory(location, "adjustment") as mem:
+        runs = [clean_apple_trajectory(success=False, traj_id=f"w{worker}-{i}") for i in range(M)]
+        for run in runs:
+            mem.update(run, used=[])
+    return [r.id for r in runs]
+
+
+def test_failures_of_one_kind_join_one_evidence_record(location):
+    ids = {t for worker in run_workers(_fail_unguided, location) for t in worker}
+    with open_store(location) as store:
+        (record,) = store.list(NS, builder="evidence")  # not one per process that failed first
+        assert record.extra["failed_runs"] == N * M and record.version == N * M
+        assert set(record.provenance.trajectory_ids) == ids
+
+
 # -- the same procedure added by everyone at once: one lineage, every source kept ---------------
 
 

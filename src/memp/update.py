@@ -358,8 +358,7 @@ class _BaseUpdater:
         # Build first: if a model call fails here, nothing has been written yet.
         learned = self._learn(store, namespace, trajectory, used, report)
         # Embedded outside the transaction too: other writers wait while it is open.
-        learned = [embed_procedure(p.model_copy(update={"namespace": namespace}), self.embedder)
-                   if p.version == 1 and (p.embedding is None or p.namespace != namespace) else p for p in learned]
+        learned = [self._embedded(p, namespace) for p in learned]
         # One transaction, opened by storing the run: a run reported again (a client retrying
         # after a timeout, even while the first report is still being written) finds it stored
         # and counts nothing twice, and a crash leaves either the whole outcome or none of it.
@@ -428,8 +427,7 @@ class _BaseUpdater:
         if procedure.version > 1:  # a revision of an existing lineage
             self._revise(store, namespace, trajectory, procedure, report)
             return
-        if procedure.embedding is None or procedure.namespace != namespace:
-            procedure = embed_procedure(procedure.model_copy(update={"namespace": namespace}), self.embedder)
+        procedure = self._embedded(procedure, namespace)
         with store.atomic():  # no other process adds the same procedure between check and add
             duplicate = self._duplicate(store, namespace, procedure)
             if duplicate is not None:
@@ -439,6 +437,12 @@ class _BaseUpdater:
             else:
                 store.put(procedure, trajectory_id=trajectory.id)
                 report.added.append(procedure.ref)
+
+    def _embedded(self, procedure: Procedure, namespace: str) -> Procedure:
+        """A new lineage's procedure in this namespace, with its vectors (a revision has its head's)."""
+        if procedure.version > 1 or (procedure.embedding is not None and procedure.namespace == namespace):
+            return procedure
+        return embed_procedure(procedure.model_copy(update={"namespace": namespace}), self.embedder)
 
     def _revise(self, store: Store, namespace: str, trajectory: Trajectory, procedure: Procedure,
                 report: UpdateReport) -> None:

@@ -68,7 +68,7 @@ _TABLES = re.compile(r"\b(procedures|keyword_vectors|trajectories|events|meta)\b
 # The columns every procedure query reads, in the order procedure_from_row's caller unpacks.
 _COLUMNS = "namespace, id, version, is_head, status, uses, successes, body, embedding"
 _PROCEDURE = f"SELECT {_COLUMNS} FROM procedures"
-_REFS_PER_READ = 400  # (id, version) pairs in one IN list: 801 parameters, far below either database's limit
+_REFS_PER_READ = 400  # (id, version) pairs per read: at most 1,201 parameters, far below either database's limit
 # The head of one lineage. The cast keeps SQLite on the primary key (namespace, id): without
 # table statistics it would pick procedures_heads and walk every head of the namespace (20 ms
 # instead of 0.02 ms at 10k procedures). PostgreSQL takes the primary key either way.
@@ -379,8 +379,8 @@ class SQLStore:
         return [found[ref] for ref in refs]
 
     def _read_refs(self, namespace: str, refs: list[Ref]) -> dict[Ref, Procedure]:
-        """Procedures by (id, version) in two reads, rows and keyword vectors: a retrieval's hits
-        took two reads each (20 for k=10, a fifth of a query's time past the embedding)."""
+        """Procedures by (id, version) in two reads, rows and keyword vectors, where reading them
+        one by one took two each (20 round trips to PostgreSQL for a retrieval's 10 hits)."""
         ids = list(dict.fromkeys(pid for pid, _ in refs))
         # "id IN" keeps SQLite on the primary key (namespace, id); the pairs alone made it scan.
         where = (f"namespace=? AND id IN ({','.join('?' * len(ids))}) "

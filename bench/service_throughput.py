@@ -1,7 +1,8 @@
 """REST service throughput under a mixed read/write load.
 
     nice -n 10 python bench/service_throughput.py [--size 10000] [--requests 800] [--threads 4]
-        [--rounds 5] [--writes 0 0.2] [--embedders minilm hashing] [--out bench/results/service_throughput.json]
+        [--rounds 5] [--writes 0 0.2] [--embedders minilm hashing] [--clients plain httpx]
+        [--out bench/results/service_throughput.json]
 
 N procedures (distinct ALFWorld- and TravelPlanner-like task texts from task_corpus.py, with that
 embedder's vectors) go into a SQLite file; ``memp serve`` (exact scan, default strategies) runs in
@@ -18,6 +19,10 @@ with probability ``--writes``, the next of four writes in turn:
 - ``deprecate`` and ``restore`` of a stored procedure.
 
 Each thread writes only to procedures of its own, so no request fails on a concurrent change.
+Every request body is built before the clock starts. The client threads run on the same cores as
+the service, so the load generator is kept light: ``plain`` (the default) sends over the standard
+library's keep-alive connection; ``httpx`` is there to compare (it spends about ten times the
+client CPU per request). Both clients' CPU per request is reported beside the service's.
 Reported per write share: requests/s over the whole load, p50/p95 of reads and of writes, errors,
 from the round with the median requests/s of ``--rounds`` rounds (a shared machine's load varies
 from one round to the next; every round's requests/s is kept too).
@@ -26,6 +31,7 @@ from one round to the next; every round's requests/s is kept too).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -143,16 +149,60 @@ def plan(n_requests: int, threads: int, write_share: float, size: int, seed: int
     return plans
 
 
-def send(client, op: tuple, texts: dict[str, str]):
+def request(op: tuple, texts: dict[str, str]) -> tuple[str, str, bytes]:
+    """(kind, path, JSON body) of an operation, made before the clock starts: building a run's
+    steps is the load generator's work, not the service's, and both share the same cores."""
     kind, arg = op
     if kind == "read":
-        return client.post("/v1/retrieve", json={"task": arg, "k": K})
-    if kind == "record":
-        return client.post("/v1/trajectories?mode=add", json=run_steps(arg, success=True))
-    if kind == "outcome":
-        return client.post("/v1/outcomes", json={"trajectory": run_steps(texts[arg], success=False),
-                                                 "used": [arg]})
-    return client.post(f"/v1/procedures/{arg}/{kind}", json={"reason": "service throughput bench"})
+        path, body = "/v1/retrieve", {"task": arg, "k": K}
+    elif kind == "record":
+        path, body = "/v1/trajectories?mode=add", run_steps(arg, success=True)
+    elif kind == "outcome":
+        path, body = "/v1/outcomes", {"trajectory": run_steps(texts[arg], success=False), "used": [arg]}
+    else:
+        path, body = f"/v1/procedures/{arg}/{kind}", {"reason": "service throughput bench"}
+    return kind, path, json.dumps(body).encode()
+
+
+class HttpxClient:
+    """httpx, as most Python callers of the service would use it."""
+
+    def __init__(self, base: str) -> None:
+        import httpx
+
+        self.client = httpx.Client(base_url=base, timeout=120,
+                                   headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+
+    def post(self, path: str, body: bytes) -> tuple[int, str]:
+        r = self.client.post(path, content=body)
+        return r.status_code, r.text
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class PlainClient:
+    """The standard library's keep-alive HTTP/1.1 connection: the lightest load generator in
+    Python, so that the client threads, which share the service's cores, take less of them."""
+
+    def __init__(self, base: str) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        url = urlsplit(base)
+        self.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+        self.headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+
+    def post(self, path: str, body: bytes) -> tuple[int, str]:
+        self.conn.request("POST", path, body=body, headers=self.headers)
+        r = self.conn.getresponse()
+        return r.status, r.read().decode()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+CLIENTS = {"httpx": HttpxClient, "plain": PlainClient}
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -164,7 +214,7 @@ def percentiles(samples: list[float]) -> dict:
 
 
 def load(size: int, n_requests: int, threads: int, write_share: float, workdir: Path, seed: int,
-         embedder: str) -> dict:
+         embedder: str, client: str) -> dict:
     import httpx
 
     db = workdir / f"service-{size}-{write_share}.db"
@@ -176,35 +226,40 @@ def load(size: int, n_requests: int, threads: int, write_share: float, workdir: 
     proc, base = start_service(db, TOKEN, embedder, workdir)
     try:
         wait_healthy(base)
-        plans = plan(n_requests, threads, write_share, size, seed, set(texts))
+        plans = [[request(op, by_id) for op in ops] for ops in plan(n_requests, threads, write_share, size, seed, set(texts))]
         latencies: dict[str, list[float]] = {"read": [], **{w: [] for w in WRITES}}
         errors: list[str] = []
         lock = threading.Lock()
 
-        def worker(ops: list[tuple]) -> None:
-            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as c:
-                for op in ops:
+        def worker(requests: list[tuple[str, str, bytes]]) -> None:
+            c = CLIENTS[client](base)
+            try:
+                for kind, path, body in requests:
                     t = time.perf_counter()
-                    r = send(c, op, by_id)
+                    status, text = c.post(path, body)
                     with lock:
-                        latencies[op[0]].append(time.perf_counter() - t)
-                        if r.status_code >= 300:
-                            errors.append(f"{op[0]} {r.status_code} {r.text[:200]}")
+                        latencies[kind].append(time.perf_counter() - t)
+                        if status >= 300:
+                            errors.append(f"{kind} {status} {text[:200]}")
+            finally:
+                c.close()
 
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=300) as c:
             c.post("/v1/retrieve", json={"task": texts[0], "k": K})  # loads the model and the matrix
-        cpu0 = process_cpu(proc.pid)
+        cpu0, own0 = process_cpu(proc.pid), process_cpu(os.getpid())
         wall = run_threads(worker, plans)
-        server_cpu = process_cpu(proc.pid) - cpu0
+        server_cpu, client_cpu = process_cpu(proc.pid) - cpu0, process_cpu(os.getpid()) - own0
     finally:
         proc.terminate()
         proc.wait(10)
     writes = [x for w in WRITES for x in latencies[w]]
     done = sum(len(v) for v in latencies.values())
-    return {"embedder": embedder, "write_share": write_share, "requests": done, "errors": len(errors), "error_samples": errors[:3],
+    return {"embedder": embedder, "client": client, "write_share": write_share, "requests": done, "errors": len(errors), "error_samples": errors[:3],
             "requests_per_s": round(done / wall, 1),
             # The server's CPU seconds (all threads) per request: its cost whatever else runs.
             "server_cpu_ms_per_request": round(server_cpu / done * 1000, 2),
+            # The load generator's, on the same cores: what the service could not use.
+            "client_cpu_ms_per_request": round(client_cpu / done * 1000, 2),
             "reads": percentiles(latencies["read"]),
             "writes": {**percentiles(writes), "by_kind": {w: len(latencies[w]) for w in WRITES}}}
 
@@ -219,6 +274,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--embedders", nargs="+", default=["minilm"], choices=sorted(EMBEDDERS),
                         help="minilm is the default embedder; hashing only a labelled contrast")
+    parser.add_argument("--clients", nargs="+", default=["plain"], choices=sorted(CLIENTS),
+                        help="the load generator's HTTP client: plain (http.client, the lightest) or httpx")
     parser.add_argument("--out", default=str(BENCH / "results" / "service_throughput.json"))
     args = parser.parse_args()
     results = {"command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
@@ -230,17 +287,17 @@ def main() -> None:
                         "vector cache",
                "load_average_start": [round(x, 2) for x in os.getloadavg()], "loads": []}
     with tempfile.TemporaryDirectory(prefix="memp-bench-") as tmp:
-        for embedder in args.embedders:
-            for share in args.writes:
-                rounds = []
-                for i in range(args.rounds):  # each round a database and a vector cache of its own
-                    work = Path(tmp) / f"{embedder}-{share}-{i}"
-                    work.mkdir()
-                    rounds.append(load(args.size, args.requests, args.threads, share, work, args.seed, embedder))
-                rounds.sort(key=lambda r: r["requests_per_s"])
-                result = {**rounds[len(rounds) // 2], "rounds_requests_per_s": [r["requests_per_s"] for r in rounds]}
-                results["loads"].append(result)
-                print(json.dumps(result), flush=True)
+        for embedder, client, share in itertools.product(args.embedders, args.clients, args.writes):
+            rounds = []
+            for i in range(args.rounds):  # each round a database and a vector cache of its own
+                work = Path(tmp) / f"{embedder}-{client}-{share}-{i}"
+                work.mkdir()
+                rounds.append(load(args.size, args.requests, args.threads, share, work, args.seed, embedder,
+                                   client))
+            rounds.sort(key=lambda r: r["requests_per_s"])
+            result = {**rounds[len(rounds) // 2], "rounds_requests_per_s": [r["requests_per_s"] for r in rounds]}
+            results["loads"].append(result)
+            print(json.dumps(result), flush=True)
     results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

@@ -299,3 +299,34 @@ def test_add_many_adds_a_run_once_however_often_it_comes(memory):
     again = mem.add_many(runs)
     assert all("already recorded" in r.skipped and not r.merged for r in again)
     assert mem.store.count_events("default") == events and mem.store.count("default") == 2
+
+
+def missed_clean_run(traj_id: str) -> Trajectory:
+    """A cleaning task, worded as the stored cleaning procedure's is, explored in vain."""
+    run = explorer_failure(traj_id, obj="tomato", target="cabinet", action="clean")
+    return run.model_copy(update={"task": Task(text="put a clean tomato in cabinet.")})
+
+
+def test_a_failure_that_missed_its_kind_of_procedure_files_a_copy_under_its_task(memory):
+    mem = memory("adjustment")
+    source = mem.update(clean_apple_trajectory(traj_id="gold")).added[0]
+    failed = missed_clean_run("f1")
+    report = mem.update(failed)
+    assert len(report.added) == 1 and report.revised == [] and "filed under its task" in report.skipped
+    copy = mem.store.get("default", report.added[0].split("@")[0])
+    original = mem.store.get("default", source.split("@")[0])
+    assert copy.key == failed.task.text and copy.keywords["object"] == "tomato"
+    assert copy.script == original.script and copy.steps == original.steps and copy.script
+    assert copy.provenance.derived_from == source and copy.provenance.trajectory_ids == ["f1"]
+    assert copy.provenance.revised_from_failure == "f1"
+    assert copy.stats.uses == 0 and original.stats.uses == 0  # nothing was followed: no credit
+    assert mem.retrieve(failed.task.text, k=1)[0].procedure.id == copy.id
+    # The same miss again merges into the copy rather than filing another.
+    again = mem.update(missed_clean_run("f2"))
+    assert again.added == [] and again.merged == [copy.ref]
+    # A kind memory holds no procedure for still leaves evidence; validation learns nothing.
+    from memp.update import is_evidence
+
+    heat = mem.update(explorer_failure("f3", obj="tomato", target="cabinet", action="heat"))
+    assert is_evidence(mem.store.get("default", heat.added[0].split("@")[0]))
+    assert memory("validation").update(failed).added == []

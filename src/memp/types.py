@@ -142,6 +142,10 @@ class Provenance(_Model):
         default=None, description="Id of the failed trajectory that caused this version."
     )
     imported_from: str | None = None
+    derived_from: str | None = Field(
+        default=None, description="Ref (id@vN) of the procedure this one copies, filed under the "
+                                  "task of a failed run that retrieval had not given it to.",
+    )
 
 
 class Procedure(_Model):

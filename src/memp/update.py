@@ -12,6 +12,10 @@
   something else first. One evidence record is kept per kind of task (the task's non-entity
   keywords, such as its action): later failures of that kind add their counts to it, and the
   first success of that kind retires it, since a procedure that worked now says more.
+  When memory does hold a procedure of the failed run's kind and retrieval did not give it
+  (the task's words were closer to other kinds of task), the lesson is where to find it: a copy
+  of that procedure is filed under the failed task (``refiled``), so that tasks worded like it
+  retrieve it next time. Its provenance names the procedure it copies and the failed run.
 
 Credit: a run's outcome counts for the procedures it *followed* (``trajectory.metadata
 ['followed']`` when the agent says so, else everything retrieved). All three strategies then
@@ -43,6 +47,9 @@ MAX_NOTES = 6
 MAX_REBASES = 20  # a revision re-made on a newer head, at most
 # How many entries each evidence count keeps (the most frequent): memory stays small.
 MAX_EVIDENCE = 40
+# How many of the nearest procedures a failed run's task is compared with, to find one of its kind
+# that retrieval missed (a bounded search: memory of any size costs one top-k query).
+REFILE_POOL = 20
 EVIDENCE_COUNTS = ("tried_in_vain", "refused", "searched_in_vain")
 
 
@@ -147,6 +154,21 @@ def merge_evidence(head: Procedure, new: Procedure, failed: Trajectory) -> Proce
         counts.update(new.extra.get(name, {}))
         extra[name] = _top(counts)
     return next_version(head, failed, notes=_dedupe([*head.notes, *new.notes]), extra=extra)
+
+
+def refiled(source: Procedure, failed: Trajectory, keyed: Procedure) -> Procedure:
+    """Version 1 of a copy of ``source`` under the failed run's task (``keyed``: its key, keywords
+    and their vectors). What to do is the source's; only where retrieval finds it is new."""
+    prov = source.provenance
+    return source.model_copy(deep=True, update={
+        "id": keyed.id, "version": 1, "parent_version": None,
+        "key": keyed.key, "keywords": keyed.keywords, "task_type": failed.task.type or source.task_type,
+        "embedding": keyed.embedding, "keyword_embeddings": keyed.keyword_embeddings,
+        "status": "active", "status_reason": None, "stats": ProcedureStats(),
+        "provenance": prov.model_copy(update={
+            "trajectory_ids": [failed.id], "revised_from_failure": failed.id, "derived_from": source.ref}),
+        "created_at": keyed.created_at, "updated_at": keyed.updated_at,
+    })
 
 
 def _top(counts: Counter) -> dict[str, int]:
@@ -523,8 +545,10 @@ class AdjustmentUpdater(ValidationUpdater):
     - The procedure followed in a failed run is revised from that run. Which procedure was
       followed: the refs (``id`` or ``id@vN``) in ``trajectory.metadata['followed']`` when the
       agent says so, else the top retrieved hit.
-    - A failed run that followed nothing adds its evidence to its kind's evidence record (a new
-      one for a kind not seen failing before).
+    - A failed run that followed nothing, while memory holds a procedure of its kind, files a copy
+      of that procedure under its task (retrieval missed it: the lesson is where it is).
+    - A failed run that followed nothing, with no procedure of its kind in memory, adds its
+      evidence to its kind's evidence record (a new one for a kind not seen failing before).
     - A success retires its kind's evidence record.
     """
 
@@ -536,6 +560,11 @@ class AdjustmentUpdater(ValidationUpdater):
             return super()._learn(store, namespace, trajectory, used, report)
         followed = self._followed(trajectory, used)
         if not followed:
+            refiled = self._refiled(store, namespace, trajectory)
+            if refiled is not None:
+                report.skipped = ("failed trajectory not stored; it followed no procedure, and memory's "
+                                  "procedure for its kind of task is filed under its task instead")
+                return [refiled]
             return self._evidence(store, namespace, trajectory, report)
         report.skipped = "failed trajectory not stored; the procedure it followed is revised instead"
         revised = []
@@ -548,6 +577,22 @@ class AdjustmentUpdater(ValidationUpdater):
             if new is not None:
                 revised.append(new)
         return revised
+
+    def _refiled(self, store: Store, namespace: str, trajectory: Trajectory) -> Procedure | None:
+        """A copy of the procedure of the failed run's kind nearest to its task, keyed by its task.
+
+        None when the task has no kind (no non-entity keywords) or none of the nearest
+        ``REFILE_POOL`` procedures is of its kind: then there is nothing to point to."""
+        keywords = self.builder.keywords.extract(trajectory.task)
+        kind = kind_of(keywords)
+        if not kind:
+            return None
+        probe = self._embedded(Procedure(key=trajectory.task.text, keywords=keywords), namespace)
+        for ref, _ in nearest(store, namespace, probe.embedding, REFILE_POOL):
+            source = store.get(namespace, *ref)
+            if not is_evidence(source) and kind_of(source.keywords) == kind:
+                return refiled(source, trajectory, probe)
+        return None
 
     def _evidence(self, store, namespace, trajectory, report) -> list[Procedure]:
         report.skipped = "failed trajectory not stored; it followed no procedure, so it leaves failure evidence"

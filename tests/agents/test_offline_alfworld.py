@@ -67,6 +67,43 @@ def test_trajectory_memory_is_replayed_concretely():
     assert plan.search == ["shelf"]
 
 
+def test_remembered_runs_count_where_the_object_was_found_and_where_it_was_not():
+    hit = _hit("proceduralization", "put a mug in cabinet", bindings={"object": "mug", "target": "cabinet"},
+               steps=[Step(action="go to drawer 1", observation="On the drawer 1, you see a pen 1."),
+                      Step(action="go to drawer 2", observation="The drawer 2 is closed."),
+                      Step(action="open drawer 2", observation="You open the drawer 2. In it, you see nothing."),
+                      Step(action="go to shelf 1", observation="On the shelf 1, you see a mug 1."),
+                      Step(action="take mug 1 from shelf 1", observation="You pick up the mug 1 from the shelf 1."),
+                      Step(action="go to sidetable 1", observation="On the sidetable 1, you see nothing.")])
+    plan = OfflineAlfworldAgent().plan([hit], {"object": "mug", "target": "cabinet"})
+    # Visits after the object was taken are not part of the search.
+    assert plan.found == {"shelf": 1} and plan.passed == {"drawer": 2}
+
+
+def test_search_leaves_a_favoured_kind_once_enough_of_its_places_were_empty():
+    places = [f"cabinet {i}" for i in range(1, 9)] + ["diningtable 1", "drawer 1"]
+    world = World(goal={"object": "bowl", "target": "shelf"}, places=places, admissible=[])
+    agent = OfflineAlfworldAgent()
+    memory_says = agent.plan([_hit("script", "put a bowl in shelf", bindings={"object": "bowl"},
+                                   script=["take {object} from cabinet", "put {object} in/on {target}"])],
+                             {"object": "bowl", "target": "shelf"})
+    order = []
+    for _ in range(4):
+        place = agent._next_place(world, memory_says, [])
+        order.append(place)
+        world.observe(f"go to {place}", f"On the {place}, you see a pen 1.", {})
+    # Memory found bowls in a cabinet: cabinets first, Beta(2, 1); two empty ones bring the kind
+    # to 2/5, below an untried kind's 1/2, so the search moves on rather than opening all eight.
+    assert order[:2] == ["cabinet 1", "cabinet 2"] and place_type_of(order[2]) != "cabinet"
+    world.observe("go to diningtable 1", "On the diningtable 1, you see a bowl 2.", {})
+    world.observe("go to drawer 1", "On the drawer 1, you see nothing.", {})
+    assert agent._next_place(world, memory_says, []) == "diningtable 1"  # seen there: go back for it
+
+
+def place_type_of(place: str) -> str:
+    return place.rsplit(" ", 1)[0]
+
+
 @needs_official
 @pytest.mark.slow
 def test_memory_wins_a_game_the_agent_loses_without_it(tmp_path, hashing):

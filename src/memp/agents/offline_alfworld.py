@@ -68,7 +68,9 @@ class Plan:
 
     lines: list[str]
     search: list[str]  # place types where such objects were found, most promising first
-    avoid: Counter = field(default_factory=Counter)
+    avoid: Counter = field(default_factory=Counter)  # place type -> remembered visits there in vain
+    found: Counter = field(default_factory=Counter)  # place type -> remembered runs that found it there
+    passed: Counter = field(default_factory=Counter)  # place type -> remembered visits before finding it
     followed: list[str] = field(default_factory=list)
     in_vain: Counter = field(default_factory=Counter)  # generalised actions tried in vain
 
@@ -84,6 +86,7 @@ class World:
     holding: str | None = None
     contents: dict[str, set[str]] = field(default_factory=dict)
     visited: set[str] = field(default_factory=set)
+    sightings: set[str] = field(default_factory=set)  # places where a goal object was seen
     placed: set[str] = field(default_factory=set)
     tried: set[tuple[str, str]] = field(default_factory=set)
     # What each place offered to do with the object held there: (place, held) -> commands.
@@ -112,6 +115,8 @@ class World:
         if self.location and (seen := SEE.search(text)):
             self.contents[self.location] = {" ".join(m) for m in ENTITY.findall(seen.group(1))}
             self.visited.add(self.location)
+            if any(place_type(i) == self.obj for i in self.contents[self.location]):
+                self.sightings.add(self.location)
         if m := PICKED.search(text):
             self.holding = m.group(1)
             for items in self.contents.values():
@@ -193,17 +198,22 @@ class OfflineAlfworldAgent:
         search: list[str] = []
         avoid: Counter = Counter()
         in_vain: Counter = Counter()
+        found: Counter = Counter()
+        passed: Counter = Counter()
         for hit in hits:
-            for kind in self._found_at(hit.procedure):
+            kinds = self._found_at(hit.procedure)
+            for kind in kinds:
                 if kind not in search:
                     search.append(kind)
+            found.update(kinds)
             avoid.update(hit.procedure.extra.get("searched_in_vain", {}))
+            passed.update(self._searched_before(hit.procedure))
             if is_evidence(hit.procedure) and kind_of(hit.procedure.keywords) == kind_of(goal):
                 in_vain.update(hit.procedure.extra.get("tried_in_vain", {}))
                 in_vain.update(hit.procedure.extra.get("refused", {}))
         if not (lines or search or avoid or in_vain):
             return None
-        return Plan(lines=lines, search=search, avoid=avoid, followed=followed, in_vain=in_vain)
+        return Plan(lines=lines, search=search, avoid=avoid, found=found, passed=passed, followed=followed, in_vain=in_vain)
 
     def _closest(self, hits: list[RetrievalHit], goal: dict[str, str]) -> RetrievalHit:
         """The hit whose remembered task says most of what ours says (ties: retrieval order)."""
@@ -242,6 +252,24 @@ class OfflineAlfworldAgent:
                 kinds.append(location)
         return kinds
 
+    def _searched_before(self, procedure: Procedure) -> Counter:
+        """Kinds of place the remembered run visited, before it took its object, without seeing it."""
+        obj = procedure.bindings.get("object")
+        vain: Counter = Counter()
+        if not obj:
+            return vain
+        seen = re.compile(rf"\b{re.escape(obj)} \d+")
+        location, saw = None, False
+        for step in procedure.steps:
+            if step.action.startswith("go to "):
+                if location and not saw:
+                    vain[location] += 1
+                location, saw = place_type(step.action[6:]), False
+            saw = saw or bool(seen.search(step.observation))
+            if step.action.startswith(f"take {obj} "):
+                break
+        return vain
+
     # --- behaviours -------------------------------------------------------------------------
 
     def _policy(self, world: World, plan: Plan | None) -> Policy:
@@ -262,21 +290,34 @@ class OfflineAlfworldAgent:
         world.visited.add(place)
         return True
 
-    def _next_place(self, world: World, prefer: list[str], avoid: Counter) -> str | None:
+    def _next_place(self, world: World, plan: Plan | None, first: list[str]) -> str | None:
+        """Where an unplaced goal object was seen, else the unvisited place most likely to hold one.
+
+        Each kind of place is an arm with a Beta(1 + found, 1 + in vain) chance of holding the
+        object: memory's runs count where they found it and where they looked in vain, and this
+        episode's visits count too. So a kind memory favours is tried first, but a dozen empty
+        cabinets send the search elsewhere instead of through the thirteenth. Ties go to the kinds
+        ``first`` names, then to memory's order, then to the seeded order of places."""
         for place, items in world.contents.items():
             if any(place_type(i) == world.obj and i not in world.placed for i in items) and place != world.location:
                 return place
         fresh = [p for p in world.places if p not in world.visited]
-        ranked = [k for k in prefer if avoid.get(k, 0) == 0] + [k for k in prefer if avoid.get(k, 0) > 0]
-        for kind in ranked:
-            for place in fresh:
-                if place_type(place) == kind:
-                    return place
-        # Unknown kinds first, then the kinds memory found empty.
-        fresh.sort(key=lambda p: avoid.get(place_type(p), 0))
-        return fresh[0] if fresh else None
+        if not fresh:
+            return None
+        found = Counter(place_type(p) for p in world.sightings)
+        vain = Counter(place_type(p) for p in world.visited if p not in world.sightings)
+        if plan is not None:
+            found.update(plan.found)
+            vain.update(plan.avoid + plan.passed)
+        order = [*first, *(plan.search if plan else [])]
 
-    def _acquire(self, world: World, prefer: list[str], avoid: Counter) -> Policy:
+        def promise(place: str) -> tuple[float, int]:
+            kind = place_type(place)
+            chance = (1 + found[kind]) / (2 + found[kind] + vain[kind])
+            return -chance, order.index(kind) if kind in order else len(order)
+        return min(fresh, key=promise)
+
+    def _acquire(self, world: World, plan: Plan | None, first: list[str] = ()) -> Policy:
         """Find and take an instance of the goal object not already placed."""
         while not world.holds_goal_object():
             take = next((c for c in world.admissible
@@ -290,7 +331,7 @@ class OfflineAlfworldAgent:
                     return False
                 yield drop
                 continue
-            place = self._next_place(world, prefer, avoid)
+            place = self._next_place(world, plan, list(first))
             if place is None:
                 return False
             yield from self._goto(world, place)
@@ -348,12 +389,12 @@ class OfflineAlfworldAgent:
                 if line in world.admissible and world.holding is None:
                     yield line
                 kinds = [place_type(line.split(" from ")[-1])] if " from " in line else []
-                ok = yield from self._acquire(world, kinds + plan.search, plan.avoid)
+                ok = yield from self._acquire(world, plan, kinds)
             elif verb in ("put", "move"):
                 ok = yield from self._place(world)
             else:
                 if world.obj in line and not world.holds_goal_object():
-                    if not (yield from self._acquire(world, plan.search, plan.avoid)):
+                    if not (yield from self._acquire(world, plan)):
                         return False
                 ok = yield from self._do_somewhere(world, line, hint)
             hint = None
@@ -362,8 +403,6 @@ class OfflineAlfworldAgent:
         return world.won
 
     def _explore(self, world: World, plan: Plan | None) -> Policy:
-        prefer = plan.search if plan else []
-        avoid = plan.avoid if plan else Counter()
         wanted = 2 if world.goal.get("modifier") == "two" else 1
         fresh = True  # whether the held object may have changed since it was last at the target
         while not world.won:
@@ -374,7 +413,7 @@ class OfflineAlfworldAgent:
                     return False
                 fresh = False
             if not world.holds_goal_object():
-                if not (yield from self._acquire(world, prefer, avoid)):
+                if not (yield from self._acquire(world, plan)):
                     return False
                 fresh = True
             if world.target and fresh and (yield from self._place(world)):
@@ -400,17 +439,30 @@ class OfflineAlfworldAgent:
     def _tour(self, world: World, plan: Plan | None) -> Policy:
         """Carry the object around, trying what each place offers to do with it.
 
-        Kinds of place that memory's procedures mention are visited first and kinds searched in
-        vain last; actions that failure evidence tried in vain wait for a second round. A place
-        is not visited again once everything it offers for the held object has been tried."""
+        Places of a kind not yet tried with the held object come first (places of one kind offer
+        alike), then kinds memory's procedures mention, and last the kinds where failure evidence
+        tried its actions in vain; those actions themselves wait for a second round. A place is
+        not visited again once everything it offers for the held object has been tried."""
         mentioned = set(" ".join(plan.lines).split()) if plan else set()
-        avoid = plan.avoid if plan else Counter()
         in_vain = plan.in_vain if plan else Counter()
-        order = sorted(world.places, key=lambda p: (place_type(p) not in mentioned, avoid.get(place_type(p), 0)))
+        kinds = {place_type(p) for p in world.places}
+        useless = Counter(w for action in in_vain for w in action.split() if w in kinds)
+        rank = {p: i for i, p in enumerate(world.places)}
+
+        def order(place: str) -> tuple:
+            kind = place_type(place)
+            tried_kind = any(place_type(q) == kind for q, held in world.offers if held == world.holding)
+            return (place != world.location, tried_kind, kind not in mentioned, useless[kind], rank.get(place, -1))
+
         for skip in ((in_vain, Counter()) if in_vain else (Counter(),)):
-            for place in [world.location, *order]:
-                if place is None or world.won or not self._worth_visiting(world, place, skip):
-                    continue
+            done: set[str] = set()
+            while not world.won:
+                left = [p for p in {world.location, *world.places} - done
+                        if p is not None and self._worth_visiting(world, p, skip)]
+                if not left:
+                    break
+                place = min(left, key=order)
+                done.add(place)
                 if place != world.location and not (yield from self._goto(world, place)):
                     continue
                 world.offers[(place, world.holding)] = self._offered(world)
@@ -421,7 +473,7 @@ class OfflineAlfworldAgent:
                         return True
                     if NOTHING not in obs.lower() and world.target:
                         return True  # something changed: go and try the target again
-        return False
+        return world.won
 
     def _offered(self, world: World) -> list[str]:
         """What the current place offers to do with the held object (or with a tool)."""

@@ -229,3 +229,30 @@ def test_plan_keeps_evidence_apart_from_what_it_follows():
     assert plan.in_vain == {"clean {object} with sinkbasin": 2}
     only_evidence = OfflineAlfworldAgent().plan([ev], goal)
     assert only_evidence.lines == [] and only_evidence.followed == [] and only_evidence.in_vain
+
+
+def test_tour_tries_each_kind_of_place_once_before_a_second_of_a_kind():
+    from collections import Counter
+
+    from memp.agents.offline_alfworld import Plan
+
+    offers = {"fridge 1": ["cool apple 1 with fridge 1"], "microwave 1": ["heat apple 1 with microwave 1"]}
+    places = ["cabinet 1", "cabinet 2", "cabinet 3", "microwave 1", "fridge 1"]
+    world = World(goal={"object": "apple", "target": "countertop"}, places=places, admissible=[],
+                  location="cabinet 1", holding="apple 1")
+    # Failure evidence of this kind of task heated in vain: the microwave waits for last.
+    plan = Plan(lines=[], search=[], in_vain=Counter({"heat {object} with microwave": 1}))
+    tour = OfflineAlfworldAgent()._tour(world, plan)
+    actions = []
+    obs = None
+    try:
+        while True:
+            action = tour.send(obs) if actions else next(tour)
+            actions.append(action)
+            place = action[6:] if action.startswith("go to ") else world.location
+            obs = "You arrive." if action.startswith("go to ") else "You cool the apple 1 using the fridge 1."
+            world.observe(action, obs, {"admissible_commands": [f"go to {p}" for p in places] + offers.get(place, [])})
+    except StopIteration as stop:
+        assert stop.value is True
+    # Not cabinet 2 after cabinet 1 (a cabinet offered nothing), not the microwave first.
+    assert actions == ["go to fridge 1", "cool apple 1 with fridge 1"]

@@ -5,21 +5,25 @@ has no built-in knowledge of ALFWorld's task types: it does not know that heatin
 microwave or where apples are kept. From the task sentence it reads only the slots the sentence
 names (object, target, tool, and "two").
 
-Without memory it explores: it visits places in a seeded order, opens what is closed, takes the
-object when it sees it, puts it at the target, and when that does not win, carries the object
-around trying whatever each place offers to do with it.
+Without memory it explores: it searches for the object, opens what is closed, takes the object
+when it sees it, puts it at the target, and when that does not win, carries the object around
+trying whatever each place offers to do with it. Two task-agnostic habits keep that short: the
+search treats each kind of place as a chance of holding the object that every empty place of the
+kind lowers (so a dozen empty cabinets send it elsewhere), and the tour tries one place of each
+kind before a second place of a kind already tried (places of one kind offer alike).
 
 With memory it follows the top retrieved procedure:
 - a *script* (script or proceduralization memory) is a list of abstract actions, bound to the
   current task's object and target and executed wherever the world allows them;
 - a *trajectory* (trajectory memory) is replayed step by step with the entities swapped;
-and all retrieved procedures tell it where to look first: the kinds of place where the object
-was found, minus the places that adjustment recorded as searched in vain. When the procedure
-runs out or a step cannot be done, the agent falls back to exploring.
+and all retrieved procedures tell the search where to look: the kinds of place where their runs
+found the object raise a kind's chance, the places their runs passed on the way and the places
+adjustment recorded as searched in vain lower it. When the procedure runs out or a step cannot
+be done, the agent falls back to exploring.
 
 Failure evidence (``memp.update.is_evidence``: what earlier failed runs of the same kind of task
-tried in vain) steers exploration: actions tried in vain are tried after every other one, and
-kinds of place searched in vain are visited last. Only evidence whose task asks for the same
+tried in vain) steers the tour: actions tried in vain are tried after every other one, and the
+kinds of place where they were tried are visited last. Only evidence whose task asks for the same
 thing (same action and modifier) counts, since what was useless for one goal may be the key to
 another.
 

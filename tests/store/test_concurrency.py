@@ -164,6 +164,31 @@ def test_failures_of_one_kind_join_one_evidence_record(location):
         assert set(record.provenance.trajectory_ids) == ids
 
 
+# -- failures that missed memory's procedure of their kind, from everyone at once: one copy -----
+
+
+def _fail_missing(location: str, worker: int) -> list[str]:
+    with memory(location, "adjustment") as mem:
+        runs = [clean_apple_trajectory("tomato", "cabinet", success=False, traj_id=f"w{worker}-{i}")
+                for i in range(M)]
+        for run in runs:
+            mem.update(run, used=[])
+    return [r.id for r in runs]
+
+
+def test_failures_that_missed_a_procedure_file_one_copy_of_it(location):
+    with memory(location, "adjustment") as mem:
+        source = mem.add(clean_apple_trajectory(traj_id="source")).added[0]
+    ids = {t for worker in run_workers(_fail_missing, location) for t in worker}
+    with open_store(location) as store:
+        assert store.list(NS, builder="evidence") == []
+        (copy,) = [p for p in store.list(NS) if p.provenance.derived_from]  # not one per process
+        assert copy.provenance.derived_from == source and copy.key == "put a clean tomato in cabinet."
+        kinds = Counter(e.kind for e in store.events(NS, copy.id))
+        assert kinds == {"created": 1, "merged": N * M - 1}
+        assert set(copy.provenance.trajectory_ids) == ids and store.count(NS) == 2
+
+
 # -- the same procedure added by everyone at once: one lineage, every source kept ---------------
 
 

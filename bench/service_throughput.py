@@ -226,7 +226,8 @@ def load(size: int, n_requests: int, threads: int, write_share: float, workdir: 
     proc, base = start_service(db, TOKEN, embedder, workdir)
     try:
         wait_healthy(base)
-        plans = [[request(op, by_id) for op in ops] for ops in plan(n_requests, threads, write_share, size, seed, set(texts))]
+        ops = plan(n_requests, threads, write_share, size, seed, set(texts))
+        plans = [[request(op, by_id) for op in own] for own in ops]
         latencies: dict[str, list[float]] = {"read": [], **{w: [] for w in WRITES}}
         errors: list[str] = []
         lock = threading.Lock()

@@ -217,7 +217,8 @@ class OfflineAlfworldAgent:
                 in_vain.update(hit.procedure.extra.get("refused", {}))
         if not (lines or search or avoid or in_vain):
             return None
-        return Plan(lines=lines, search=search, avoid=avoid, found=found, passed=passed, followed=followed, in_vain=in_vain)
+        return Plan(lines=lines, search=search, avoid=avoid, found=found, passed=passed,
+                    followed=followed, in_vain=in_vain)
 
     def _closest(self, hits: list[RetrievalHit], goal: dict[str, str]) -> RetrievalHit:
         """The hit whose remembered task says most of what ours says (ties: retrieval order)."""

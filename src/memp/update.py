@@ -581,8 +581,12 @@ class AdjustmentUpdater(ValidationUpdater):
     def _refiled(self, store: Store, namespace: str, trajectory: Trajectory) -> Procedure | None:
         """A copy of the procedure of the failed run's kind nearest to its task, keyed by its task.
 
-        None when the task has no kind (no non-entity keywords) or none of the nearest
-        ``REFILE_POOL`` procedures is of its kind: then there is nothing to point to."""
+        None when memory holds no procedure to follow, the task has no kind (no non-entity
+        keywords) or none of the nearest ``REFILE_POOL`` procedures is of its kind: then there is
+        nothing to point to. Memory is counted first, since the keywords may cost a model call."""
+        active = store.count(namespace, status="active")
+        if active == 0 or active == store.count(namespace, status="active", builder="evidence"):
+            return None
         keywords = self.builder.keywords.extract(trajectory.task)
         kind = kind_of(keywords)
         if not kind:

@@ -21,8 +21,8 @@ with probability ``--writes``, the next of four writes in turn:
 Each thread writes only to procedures of its own, so no request fails on a concurrent change.
 Every request body is built before the clock starts. The client threads run on the same cores as
 the service, so the load generator is kept light: ``plain`` (the default) sends over the standard
-library's keep-alive connection; ``httpx`` is there to compare (it spends about ten times the
-client CPU per request). Both clients' CPU per request is reported beside the service's.
+library's keep-alive connection; ``httpx`` is there to compare (it spends about four times the
+client CPU per request: 1.2 against 0.3 ms). Both clients' CPU per request is reported beside the service's.
 Reported per write share: requests/s over the whole load, p50/p95 of reads and of writes, errors,
 from the round with the median requests/s of ``--rounds`` rounds (a shared machine's load varies
 from one round to the next; every round's requests/s is kept too).

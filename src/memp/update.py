@@ -592,8 +592,8 @@ class AdjustmentUpdater(ValidationUpdater):
         if not kind:
             return None
         probe = self._embedded(Procedure(key=trajectory.task.text, keywords=keywords), namespace)
-        for ref, _ in nearest(store, namespace, probe.embedding, REFILE_POOL):
-            source = store.get(namespace, *ref)
+        pool = [ref for ref, _ in nearest(store, namespace, probe.embedding, REFILE_POOL)]
+        for source in store.get_many(namespace, pool):  # nearest first, read in one go
             if not is_evidence(source) and kind_of(source.keywords) == kind:
                 return refiled(source, trajectory, probe)
         return None

@@ -9,7 +9,7 @@ from memp.types import Procedure, RetrievalHit, Step
 
 pytest.importorskip("alfworld", reason="needs the ALFWorld engine: pip install -e '.[alfworld]'")
 
-from memp.agents.offline_alfworld import OfflineAlfworldAgent, World, norm  # noqa: E402
+from memp.agents.offline_alfworld import OfflineAlfworldAgent, World, norm, place_type  # noqa: E402
 
 from tests.conftest import SHARED  # noqa: E402
 
@@ -94,14 +94,10 @@ def test_search_leaves_a_favoured_kind_once_enough_of_its_places_were_empty():
         world.observe(f"go to {place}", f"On the {place}, you see a pen 1.", {})
     # Memory found bowls in a cabinet: cabinets first, Beta(2, 1); two empty ones bring the kind
     # to 2/5, below an untried kind's 1/2, so the search moves on rather than opening all eight.
-    assert order[:2] == ["cabinet 1", "cabinet 2"] and place_type_of(order[2]) != "cabinet"
+    assert order[:2] == ["cabinet 1", "cabinet 2"] and place_type(order[2]) != "cabinet"
     world.observe("go to diningtable 1", "On the diningtable 1, you see a bowl 2.", {})
     world.observe("go to drawer 1", "On the drawer 1, you see nothing.", {})
     assert agent._next_place(world, memory_says, []) == "diningtable 1"  # seen there: go back for it
-
-
-def place_type_of(place: str) -> str:
-    return place.rsplit(" ", 1)[0]
 
 
 @needs_official

@@ -363,7 +363,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
                                               rendered=h.procedure.render(), procedure=_view(h.procedure))
                                        for h in hits])
         # Serialized here, by pydantic, rather than validated again and encoded by FastAPI: the
-        # hits carry whole procedures, and the second pass cost a read a tenth of its CPU.
+        # hits carry whole procedures, and that second pass cost about 0.5 ms of a read's CPU.
         return Response(found.model_dump_json(), media_type="application/json")
 
     @app.post("/v1/outcomes", response_model=UpdateReport, status_code=201, tags=["learn"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,9 +28,9 @@ from memp._errors import (
     ProcedureNotFoundError,
     TrajectoryConflictError,
 )
+from memp.store.vectors import Ref, VectorTable
 from memp.types import Event, Procedure, ProcedureStats, ProcedureStatus, Trajectory, utcnow
 
-Ref = tuple[str, int]  # (procedure id, version)
 Sort = Literal["updated", "uses", "success_rate"]
 Order = Literal["desc", "asc"]
 
@@ -47,206 +47,6 @@ def check_namespace(namespace: str) -> str:
             "_ . : / @ -, starting with a letter or digit"
         )
     return namespace
-
-
-@dataclass(frozen=True)
-class VectorTable:
-    """The vectors of one field over the active heads of a namespace, row-aligned with refs."""
-
-    refs: list[Ref]
-    matrix: np.ndarray  # (len(refs), dim), float32, rows L2-normalised; (0, 0) when empty
-
-    def top(self, query: np.ndarray, k: int) -> list[tuple[Ref, float]]:
-        if not self.refs or k <= 0:
-            return []
-        scores = self.matrix @ np.asarray(query, dtype=np.float32)
-        k = min(k, len(scores))
-        idx = np.argpartition(-scores, k - 1)[:k]
-        # Ties break on table order (the order lineages were stored), never on the random ids,
-        # so a seeded run retrieves the same procedures every time.
-        idx = sorted(idx, key=lambda i: (-float(scores[i]), int(i)))
-        return [(self.refs[i], float(scores[i])) for i in idx]
-
-
-class VectorRow(NamedTuple):
-    """One active head's vector of a field, as a store reads it."""
-
-    procedure_id: str
-    version: int
-    position: int  # where its lineage was first stored: tables are in this order
-    vector: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Cached:
-    generation: int
-    table: VectorTable
-    positions: np.ndarray  # each row's lineage position, ascending
-    where: dict[str, int]  # lineage id -> position, for the lineages in the table
-
-
-def _empty(generation: int) -> _Cached:
-    # One shape for "no rows", whether loaded or patched down to nothing.
-    return _Cached(generation, VectorTable([], np.zeros((0, 0), np.float32)), np.zeros(0, np.int64), {})
-
-
-def _loaded(generation: int, rows: list[VectorRow]) -> _Cached:
-    if not rows:
-        return _empty(generation)
-    return _Cached(generation, VectorTable([(r.procedure_id, r.version) for r in rows],
-                                           np.stack([r.vector for r in rows])),
-                   np.array([r.position for r in rows], np.int64), {r.procedure_id: r.position for r in rows})
-
-
-def _patched(old: _Cached, generation: int, lineages: set[str], rows: list[VectorRow]) -> _Cached:
-    """``old`` with the rows of ``lineages`` replaced by ``rows``, their active heads now.
-
-    One copy of the matrix (tables are handed out, so never changed in place), O(changes · log n)
-    besides. The result takes ``old.where`` over: ``old`` must not be used again.
-    """
-    where, positions = old.where, old.positions
-    # Edits at old row indexes, in order: insert a new row before index i (0), or drop row i (1).
-    edits = [(int(i), 1, 0, None) for i in
-             np.searchsorted(positions, [where.pop(pid) for pid in lineages if pid in where])]
-    edits += [(int(np.searchsorted(positions, r.position)), 0, r.position, r) for r in rows]
-    refs: list[Ref] = []
-    vectors: list[np.ndarray] = []
-    kept: list[np.ndarray] = []
-    start = 0
-    for index, drop, position, row in sorted(edits, key=lambda e: e[:3]):
-        if index > start:  # the untouched run of old rows before this edit
-            refs += old.table.refs[start:index]
-            vectors.append(old.table.matrix[start:index])
-            kept.append(positions[start:index])
-            start = index
-        if drop:
-            start = index + 1
-        else:
-            refs.append((row.procedure_id, row.version))
-            vectors.append(row.vector[np.newaxis, :])
-            kept.append(np.array([position], np.int64))
-            where[row.procedure_id] = position
-    if start < len(positions):
-        refs += old.table.refs[start:]
-        vectors.append(old.table.matrix[start:])
-        kept.append(positions[start:])
-    if not refs:
-        return _empty(generation)
-    # A ValueError here if the vectors differ in size.
-    return _Cached(generation, VectorTable(refs, np.concatenate(vectors)), np.concatenate(kept), where)
-
-
-class VectorCache:
-    """A store's VectorTables, kept in step with the store's own writes instead of reloaded.
-
-    Each table is tagged with the generation it shows. A write names the lineages it changes
-    (``touch``). Once it has committed as generation g, every table that showed g - 1 gets those
-    lineages' current active heads in place of their old rows, each at its lineage's position:
-    what a reload would return, for the cost of reading a few rows. A table at any other
-    generation has missed a write made elsewhere (another process, or another store object on the
-    same database), so it is dropped and read whole the next time it is asked for.
-
-    Inside a write transaction (``writing=True``) a table is a *view*: the committed table patched
-    with the lineages the transaction has changed so far, so a duplicate check sees the rows the
-    same transaction wrote before it. Views replace the tables when the transaction commits and
-    vanish when it rolls back; the committed tables are never changed meanwhile.
-
-    The stores call it under their lock; it does no locking of its own.
-    """
-
-    MAX_PATCH = 500  # lineages changed by one write; beyond that (an import) a reload is cheaper
-
-    def __init__(self, load: Callable[[str, str, list[str] | None], list[VectorRow]]) -> None:
-        """``load(namespace, field, ids)``: the field's rows over the active heads in lineage order,
-        of only the lineages in ``ids`` unless it is None."""
-        self._load = load
-        self._tables: dict[tuple[str, str], _Cached] = {}
-        self._touched: dict[str, set[str]] = {}
-        self._views: dict[tuple[str, str], _Cached] = {}
-        self._unseen: dict[tuple[str, str], set[str]] = {}  # lineages changed since the view was made
-
-    def table(self, namespace: str, field: str, generation: int, *, writing: bool = False) -> VectorTable:
-        """The table at ``generation`` (the last committed one); ``writing``: as the open
-        transaction sees it."""
-        key = (namespace, field)
-        if writing:
-            return self._view(key, generation).table
-        cached = self._tables.get(key)
-        if cached is None or cached.generation != generation:
-            cached = _loaded(generation, self._load(namespace, field, None))
-            self._tables[key] = cached
-        return cached.table
-
-    def _view(self, key: tuple[str, str], generation: int) -> _Cached:
-        view = self._views.get(key)
-        if view is None:
-            view = self._tables.get(key)
-            view = view if view is not None and view.generation == generation else None
-            unseen = self._touched.get(key[0], set())
-        else:
-            unseen = self._unseen[key]
-        base = self._tables.get(key)
-        # Until a view is first patched it shares the committed table's lineage map: copy it then.
-        shared = view is not None and base is not None and view.where is base.where
-        self._views[key] = view = self._patch(key, view, generation, unseen, keep=shared)
-        self._unseen[key] = set()
-        return view
-
-    def _patch(self, key: tuple[str, str], cached: _Cached | None, generation: int,
-               lineages: set[str], *, keep: bool) -> _Cached:
-        """``cached`` with the rows of ``lineages`` read again, or a whole reload. ``keep``:
-        ``cached`` stays valid (else it must not be used again)."""
-        if cached is None or len(lineages) > self.MAX_PATCH:
-            return _loaded(generation, self._load(key[0], key[1], None))
-        if not lineages:
-            return _Cached(generation, cached.table, cached.positions, cached.where)
-        rows = self._load(key[0], key[1], sorted(lineages))
-        if keep:
-            cached = _Cached(cached.generation, cached.table, cached.positions, dict(cached.where))
-        return _patched(cached, generation, lineages, rows)
-
-    def touch(self, namespace: str, procedure_id: str) -> None:
-        """The write in progress changes this lineage's head, status or vectors."""
-        self._touched.setdefault(namespace, set()).add(procedure_id)
-        for key, unseen in self._unseen.items():
-            if key[0] == namespace:
-                unseen.add(procedure_id)
-
-    def pending(self) -> dict[str, set[str]]:
-        """The lineages the open write transaction has changed so far, per namespace."""
-        return {namespace: set(ids) for namespace, ids in self._touched.items()}
-
-    def changing(self, namespace: str) -> bool:
-        """Whether the open write transaction has changed lineages of this namespace."""
-        return bool(self._touched.get(namespace))
-
-    def part_rolled_back(self) -> None:
-        """A savepoint rolled back: the views read every changed lineage again."""
-        for key, unseen in self._unseen.items():
-            unseen |= self._touched.get(key[0], set())
-
-    def rolled_back(self) -> None:
-        self._touched, self._views, self._unseen = {}, {}, {}
-
-    def committed(self, generation: int | None) -> None:
-        """The write in progress committed as ``generation`` (None if the store cannot tell)."""
-        touched, views, unseen = self._touched, self._views, self._unseen
-        self.rolled_back()
-        if generation is None:
-            self._tables = {}
-            return
-        for key in set(self._tables) | set(views):
-            lineages = touched.get(key[0], set())
-            base, view = self._tables.get(key), views.get(key)
-            if view is not None:
-                base, lineages = view, unseen[key]
-            if base is None or base.generation != generation - 1 or len(lineages) > self.MAX_PATCH:
-                self._tables.pop(key, None)
-                continue
-            try:
-                self._tables[key] = self._patch(key, base, generation, lineages, keep=False)
-            except Exception:  # the write has committed: a failed patch only costs a reload
-                self._tables.pop(key, None)
 
 
 def nearest(store: Store, namespace: str, query: Any, k: int) -> list[tuple[Ref, float]]:

@@ -37,8 +37,6 @@ from memp.store.base import (
     Order,
     Ref,
     Sort,
-    VectorCache,
-    VectorRow,
     VectorTable,
     already_stored,
     carried_over,
@@ -61,6 +59,7 @@ from memp.store.base import (
     vector_size,
     where_equal,
 )
+from memp.store.vectors import VectorCache, VectorRow
 from memp.types import Event, Procedure, ProcedureStats, ProcedureStatus, Trajectory
 
 _TABLES = re.compile(r"\b(procedures|keyword_vectors|trajectories|events|meta)\b")

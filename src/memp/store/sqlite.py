@@ -197,4 +197,5 @@ class SQLiteStore(SQLStore):
             # may yet roll back: scan exactly until it commits.
             if self._ann is not None and not self._vectors.changing(namespace):
                 return self._ann.search(self, namespace, query_vector, k)
-            return self.vectors(namespace, "key").top(query_vector, k)
+            table = self.vectors(namespace, "key")
+        return table.top(query_vector, k)  # a table never changes: other threads need not wait

@@ -67,7 +67,7 @@ class VectorTable:
         """Slots (base rows, then added rows after them) of the live rows, in lineage order."""
         n = len(self._base_refs)
         slots = np.concatenate([np.delete(np.arange(n), self._dead), n + np.arange(len(self._extra_refs))])
-        return slots[np.argsort(self._positions()[slots], kind="stable")]
+        return slots[np.argsort(self._slot_positions[slots], kind="stable")]
 
     def _whole(self) -> bool:
         return not len(self._dead) and not self._extra_refs
@@ -86,7 +86,7 @@ class VectorTable:
     @property
     def positions(self) -> np.ndarray:
         """Each row's lineage position, in the order of ``refs``."""
-        return self._positions()[self._live]
+        return self._slot_positions[self._live]
 
     def top(self, query: np.ndarray, k: int) -> list[tuple[Ref, float]]:
         k = min(k, len(self))
@@ -97,7 +97,7 @@ class VectorTable:
         kth = np.partition(rough, len(rough) - k)[len(rough) - k]
         slots = np.flatnonzero(rough >= kth - _SLACK * (1.0 + float(np.linalg.norm(q)) * self._scale))
         exact = np.einsum("ij,j->i", self._rows(slots), q)  # row by row: the same bits in any layout
-        positions = self._positions()
+        positions = self._slot_positions
         best = sorted(range(len(slots)), key=lambda j: (-float(exact[j]), int(positions[slots[j]])))[:k]
         return [(self._ref(int(slots[j])), float(exact[j])) for j in best]
 
@@ -112,7 +112,8 @@ class VectorTable:
             parts.append(self._extra @ q)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def _positions(self) -> np.ndarray:
+    @functools.cached_property
+    def _slot_positions(self) -> np.ndarray:
         return np.concatenate([self._base_pos, self._extra_pos]) if self._extra_refs else self._base_pos
 
     def _ref(self, slot: int) -> Ref:

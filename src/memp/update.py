@@ -503,10 +503,9 @@ class _BaseUpdater:
     def _duplicate(self, store: Store, namespace: str, procedure: Procedure) -> tuple[Procedure, float] | None:
         if is_evidence(procedure):
             return None  # evidence of one kind is merged by kind (AdjustmentUpdater), not by script
-        for ref, score in nearest(store, namespace, procedure.embedding, 5):
-            if score < self.dedup_threshold:
-                break
-            head = store.get(namespace, *ref)
+        close = [(ref, score) for ref, score in nearest(store, namespace, procedure.embedding, 5)
+                 if score >= self.dedup_threshold]
+        for (_, score), head in zip(close, store.get_many(namespace, [ref for ref, _ in close])):
             if head.builder == procedure.builder and head.script == procedure.script and not is_evidence(head):
                 return head, score
         return None

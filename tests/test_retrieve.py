@@ -173,3 +173,17 @@ def test_credit_ranking_lifts_what_worked_over_what_failed(tmp_path, hashing):
     with pytest.raises(InvalidInputError, match="credit weight"):
         make_retriever("query", embedder=hashing, credit_weight=-1.0)
     store.close()
+
+
+@pytest.mark.parametrize("name", ["random", "query", "avefact", "hybrid"])
+def test_hits_are_the_stored_heads_without_their_vectors(tmp_path, hashing, name):
+    """A hit carries the stored procedure, statistics included, but not its vectors (an agent
+    reads its text; ``store.get`` reads the vectors)."""
+    store, procs = _store_with(tmp_path, hashing, [(TEMPLATES[t].format(o="mug", p="desk"), t) for t in TEMPLATES])
+    store.record_use("default", procs[0].id, 1, success=True)
+    hits = make_retriever(name, embedder=hashing).retrieve(Task(text="put a clean mug in desk."), store, "default", 3)
+    assert len(hits) == 3
+    for hit in hits:
+        stored = store.get("default", hit.procedure.id)
+        assert hit.procedure == stored.model_copy(update={"embedding": None, "keyword_embeddings": {}})
+    store.close()

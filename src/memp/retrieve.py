@@ -41,7 +41,7 @@ def _check_k(k: int) -> int:
 
 
 def _hits(store: Store, namespace: str, scored: list[tuple[Ref, float]], name: str) -> list[RetrievalHit]:
-    procedures = store.get_many(namespace, [ref for ref, _ in scored])
+    procedures = store.get_many(namespace, [ref for ref, _ in scored], vectors=False)
     return [RetrievalHit(procedure=p, score=round(s, 6), retriever=name) for p, (_, s) in zip(procedures, scored)]
 
 
@@ -131,7 +131,7 @@ class HybridRetriever:
         key = (store.generation(), namespace)
         if self._index is None or self._index[0] != key:
             refs = store.refs(namespace)
-            procedures = store.get_many(namespace, refs)
+            procedures = store.get_many(namespace, refs, vectors=False)
             corpus = [_tokens(p.key + " " + " ".join(p.keywords.values())) or ["_"] for p in procedures]
             retriever = bm25s.BM25()
             if corpus:

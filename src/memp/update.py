@@ -505,7 +505,7 @@ class _BaseUpdater:
             return None  # evidence of one kind is merged by kind (AdjustmentUpdater), not by script
         close = [(ref, score) for ref, score in nearest(store, namespace, procedure.embedding, 5)
                  if score >= self.dedup_threshold]
-        for (_, score), head in zip(close, store.get_many(namespace, [ref for ref, _ in close])):
+        for (_, score), head in zip(close, store.get_many(namespace, [ref for ref, _ in close], vectors=False)):
             if head.builder == procedure.builder and head.script == procedure.script and not is_evidence(head):
                 return head, score
         return None
@@ -592,7 +592,7 @@ class AdjustmentUpdater(ValidationUpdater):
             return None
         probe = self._embedded(Procedure(key=trajectory.task.text, keywords=keywords), namespace)
         pool = [ref for ref, _ in nearest(store, namespace, probe.embedding, REFILE_POOL)]
-        for source in store.get_many(namespace, pool):  # nearest first, read in one go
+        for source in store.get_many(namespace, pool, vectors=False):  # nearest first, read in one go
             if not is_evidence(source) and kind_of(source.keywords) == kind:
                 return refiled(source, trajectory, probe)
         return None

@@ -78,11 +78,17 @@ class StoreContract:
         assert [p.model_dump() for p in many] == [p.model_dump() for p in one_by_one]
         assert [(p.id, p.version) for p in many] == refs
         assert set(many[0].keyword_embeddings) == {"object", "target"}
+        bare = store.get_many("default", refs, vectors=False)  # the same procedures, vectors unread
+        assert [p.model_dump(exclude={"embedding", "keyword_embeddings"}) for p in bare] == \
+            [p.model_dump(exclude={"embedding", "keyword_embeddings"}) for p in one_by_one]
+        assert all(p.embedding is None and p.keyword_embeddings == {} for p in bare)
         assert store.get_many("default", []) == []
         with pytest.raises(ProcedureNotFoundError):
             store.get_many("default", [(made[0].id, 1), (made[1].id, 7)])
         with pytest.raises(ProcedureNotFoundError):
             store.get_many("other", [(made[1].id, 1)])
+        with pytest.raises(ProcedureNotFoundError):
+            store.get_many("default", [(made[1].id, 7)], vectors=False)
 
     def test_versions_are_kept_and_only_head_is_searched(self, store):
         p = make_procedure("put apple in fridge")

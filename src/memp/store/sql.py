@@ -67,6 +67,8 @@ _TABLES = re.compile(r"\b(procedures|keyword_vectors|trajectories|events|meta)\b
 # The columns every procedure query reads, in the order procedure_from_row's caller unpacks.
 _COLUMNS = "namespace, id, version, is_head, status, uses, successes, body, embedding"
 _PROCEDURE = f"SELECT {_COLUMNS} FROM procedures"
+# The same columns with the key vector left unread, for procedures read without their vectors.
+_PROCEDURE_BARE = f"SELECT {_COLUMNS.replace('embedding', 'NULL')} FROM procedures"
 _REFS_PER_READ = 400  # (id, version) pairs per read: at most 1,201 parameters, far below either database's limit
 # The head of one lineage. The cast keeps SQLite on the primary key (namespace, id): without
 # table statistics it would pick procedures_heads and walk every head of the namespace (20 ms
@@ -367,17 +369,17 @@ class SQLStore:
             raise no_procedure(namespace, procedure_id, version)
         return self._procedure(rows[0])
 
-    def get_many(self, namespace: str, refs: list[Ref]) -> list[Procedure]:
+    def get_many(self, namespace: str, refs: list[Ref], *, vectors: bool = True) -> list[Procedure]:
         found: dict[Ref, Procedure] = {}
         unique = list(dict.fromkeys(refs))
         for start in range(0, len(unique), _REFS_PER_READ):
-            found.update(self._read_refs(namespace, unique[start:start + _REFS_PER_READ]))
+            found.update(self._read_refs(namespace, unique[start:start + _REFS_PER_READ], vectors))
         for pid, version in refs:
             if (pid, version) not in found:
                 raise no_procedure(namespace, pid, version)
         return [found[ref] for ref in refs]
 
-    def _read_refs(self, namespace: str, refs: list[Ref]) -> dict[Ref, Procedure]:
+    def _read_refs(self, namespace: str, refs: list[Ref], vectors: bool) -> dict[Ref, Procedure]:
         """Procedures by (id, version) in two reads, rows and keyword vectors, where reading them
         one by one took two each (20 round trips to PostgreSQL for a retrieval's 10 hits)."""
         ids = list(dict.fromkeys(pid for pid, _ in refs))
@@ -385,6 +387,9 @@ class SQLStore:
         where = (f"namespace=? AND id IN ({','.join('?' * len(ids))}) "
                  f"AND (id, version) IN (VALUES {','.join('(?,?)' for _ in refs)})")
         params = [namespace, *ids, *(x for ref in refs for x in ref)]
+        if not vectors:
+            rows = self._read(f"{_PROCEDURE_BARE} WHERE {where}", params)
+            return {(r[1], r[2]): self._procedure(r, with_vectors=False) for r in rows}
         with self._lock:  # one snapshot for both reads
             rows = self._execute(f"{_PROCEDURE} WHERE {where}", params).fetchall()
             keywords = self._execute(f"SELECT id, version, field, vector FROM keyword_vectors WHERE {where}",
@@ -395,7 +400,7 @@ class SQLStore:
         return {(r[1], r[2]): self._procedure(r, keyword_rows=by_ref.get((r[1], r[2]), [])) for r in rows}
 
     def history(self, namespace: str, procedure_id: str) -> list[Procedure]:
-        rows = self._read(f"{_PROCEDURE} WHERE namespace=? AND id=? ORDER BY version", (namespace, procedure_id))
+        rows = self._read(f"{_PROCEDURE_BARE} WHERE namespace=? AND id=? ORDER BY version", (namespace, procedure_id))
         if not rows:
             self._head_row(namespace, procedure_id)  # raises the helpful error
         return [self._procedure(r, with_vectors=False) for r in rows]
@@ -410,7 +415,7 @@ class SQLStore:
              limit: int = 50, offset: int = 0) -> list[Procedure]:
         check_page(limit, offset)
         where, params = self._heads(namespace, status, task_type, builder)
-        rows = self._read(f"{_PROCEDURE} WHERE {where} ORDER BY {list_order(sort, order)} LIMIT ? OFFSET ?",
+        rows = self._read(f"{_PROCEDURE_BARE} WHERE {where} ORDER BY {list_order(sort, order)} LIMIT ? OFFSET ?",
                           [*params, limit, offset])
         return [self._procedure(r, with_vectors=False) for r in rows]
 

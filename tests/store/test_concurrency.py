@@ -320,3 +320,32 @@ def test_imports_store_whole_batches_and_replace_nothing(location):
         assert {p.id for p in store.list(NS, limit=1000)} == stored
         assert store.count_events(NS, kind="imported") == len(stored)
         assert store.get_trajectory(NS, "shared-run").task.text == TASK
+
+
+
+def _open_new_files(paths: list[str], barrier, results) -> None:
+    from memp.store.sqlite import SQLiteStore
+
+    for path in paths:  # every process opens each new file at the same moment
+        barrier.wait(timeout=60)
+        try:
+            SQLiteStore(path).close()
+            results.put("ok")
+        except Exception as err:  # reported, not raised: the parent counts them
+            results.put(repr(err))
+
+
+def test_processes_opening_one_new_sqlite_file_at_once_all_open_it(tmp_path):
+    """The first process creates the schema and switches the file to WAL; a process opening the
+    file meanwhile met "database is locked" (SQLite does not wait for that lock) and was told the
+    file was not a memp database: about one open in 30."""
+    paths = [str(tmp_path / f"new-{trial}.db") for trial in range(40)]
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(N), ctx.Queue()
+    procs = [ctx.Process(target=_open_new_files, args=(paths, barrier, results)) for _ in range(N)]
+    for proc in procs:
+        proc.start()
+    outcomes = [results.get(timeout=300) for _ in range(N * len(paths))]
+    for proc in procs:
+        proc.join(60)
+    assert [o for o in outcomes if o != "ok"] == [] and len(outcomes) == N * len(paths)

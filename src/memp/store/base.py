@@ -201,8 +201,8 @@ def procedure_from_row(namespace: str, procedure_id: str, version: int, status: 
         vectors["embedding"] = embedding.tolist()
     if keywords is not None:
         vectors["keyword_embeddings"] = {f: v.tolist() for f, v in keywords.items()}
-    # The vectors were checked (size, finite) when stored; validating their floats again took
-    # two thirds of reading a procedure, and a retrieval reads ten.
+    # The vectors were checked (size, finite) when stored; validating their floats again was a
+    # fifth of reading a procedure with vectors (45.6 -> 36.9 us).
     return procedure.model_copy(update=vectors) if vectors else procedure
 
 

@@ -68,7 +68,7 @@ _TABLES = re.compile(r"\b(procedures|keyword_vectors|trajectories|events|meta)\b
 _COLUMNS = "namespace, id, version, is_head, status, uses, successes, body, embedding"
 _PROCEDURE = f"SELECT {_COLUMNS} FROM procedures"
 # The same columns with the key vector left unread, for procedures read without their vectors.
-_PROCEDURE_BARE = f"SELECT {_COLUMNS.replace('embedding', 'NULL')} FROM procedures"
+_PROCEDURE_BARE = "SELECT namespace, id, version, is_head, status, uses, successes, body, NULL FROM procedures"
 _REFS_PER_READ = 400  # (id, version) pairs per read: at most 1,201 parameters, far below either database's limit
 # The head of one lineage. The cast keeps SQLite on the primary key (namespace, id): without
 # table statistics it would pick procedures_heads and walk every head of the namespace (20 ms
